@@ -1,0 +1,22 @@
+"""Warehouse access: DSN → ClickHouse client (embedded chDB or a server), DDL, bulk loads.
+
+Nothing here knows about Dagster; `orchestration` wires it.
+"""
+
+from warehouse.client import (
+    WarehouseError,
+    WarehouseLockedError,
+    WarehouseTarget,
+    connect,
+    lock_holder,
+    parse_dsn,
+)
+
+__all__ = [
+    "WarehouseError",
+    "WarehouseLockedError",
+    "WarehouseTarget",
+    "connect",
+    "lock_holder",
+    "parse_dsn",
+]

@@ -1,0 +1,143 @@
+"""Warehouse layout: the databases and the raw tables every load writes into.
+
+Raw tables are the contract between ingestion and dbt. Each one:
+- is a ReplacingMergeTree keyed by the source's natural key (ORDER BY) with
+  `_version` as the version column, so a re-delivered or re-loaded row collapses
+  to one copy; staging models read it with `FINAL` semantics (latest version);
+- carries load bookkeeping: `_batch_id` (one load of one file/page/segment),
+  `_source` (file name, endpoint or spool segment), `_row` (row reference in
+  that source), `_loaded_at` (UTC).
+
+Timestamps are `DateTime64(3, 'UTC')`, money `Decimal(18, 2)` with a currency code.
+"""
+
+from __future__ import annotations
+
+from clickhouse_connect.driver.client import Client
+
+DATABASES = ("raw", "staging", "intermediate", "marts", "ml", "activation")
+
+BOOKKEEPING = """
+    _batch_id String,
+    _source String,
+    _row UInt64,
+    _loaded_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    _version UInt64
+"""
+
+# table name → (columns, ORDER BY key). Columns come before the bookkeeping ones.
+RAW_TABLES: dict[str, tuple[str, str]] = {
+    "crm_businesses": (
+        """
+        business_id String,
+        name String,
+        kind LowCardinality(String),
+        country LowCardinality(String),
+        city String,
+        timezone LowCardinality(String),
+        currency LowCardinality(String),
+        updated_at DateTime64(3, 'UTC')
+        """,
+        "business_id",
+    ),
+    "crm_locations": (
+        """
+        business_id String,
+        location_id String,
+        name String,
+        city String,
+        address String,
+        timezone LowCardinality(String),
+        updated_at DateTime64(3, 'UTC')
+        """,
+        "(business_id, location_id)",
+    ),
+    "crm_services": (
+        """
+        business_id String,
+        service_id String,
+        name String,
+        category LowCardinality(String),
+        price Decimal(18, 2),
+        currency LowCardinality(String),
+        duration_min UInt16,
+        updated_at DateTime64(3, 'UTC')
+        """,
+        "(business_id, service_id)",
+    ),
+    "crm_customers": (
+        """
+        business_id String,
+        source_customer_id String,
+        customer_id String,
+        phone_e164 String,
+        phone_raw String,
+        full_name String,
+        birthday Nullable(Date),
+        gender LowCardinality(String),
+        consent_marketing Bool,
+        created_at DateTime64(3, 'UTC'),
+        updated_at DateTime64(3, 'UTC')
+        """,
+        "(business_id, source_customer_id)",
+    ),
+    "crm_appointments": (
+        """
+        business_id String,
+        appointment_id String,
+        source_customer_id String,
+        location_id String,
+        service_id String,
+        status LowCardinality(String),
+        scheduled_at DateTime64(3, 'UTC'),
+        amount Nullable(Decimal(18, 2)),
+        currency LowCardinality(String),
+        offer_id Nullable(String),
+        created_at DateTime64(3, 'UTC'),
+        updated_at DateTime64(3, 'UTC')
+        """,
+        "(business_id, appointment_id)",
+    ),
+    "load_batches": (
+        """
+        target_table LowCardinality(String),
+        status LowCardinality(String),
+        rows_loaded UInt64,
+        rows_quarantined UInt64,
+        started_at DateTime64(3, 'UTC'),
+        finished_at Nullable(DateTime64(3, 'UTC'))
+        """,
+        "(target_table, _batch_id)",
+    ),
+    "quarantine": (
+        """
+        source_kind LowCardinality(String),
+        source_table LowCardinality(String),
+        row_ref String,
+        field String,
+        reason String,
+        raw_row String
+        """,
+        "(source_kind, _source, _batch_id, row_ref, field)",
+    ),
+}
+
+
+def raw_table_ddl(name: str) -> str:
+    columns, order_by = RAW_TABLES[name]
+    return (
+        f"CREATE TABLE IF NOT EXISTS raw.{name} ({columns.strip()},{BOOKKEEPING}) "
+        f"ENGINE = ReplacingMergeTree(_version) ORDER BY {order_by}"
+    )
+
+
+def ensure_databases(client: Client) -> None:
+    for database in DATABASES:
+        client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+
+
+def ensure_raw_tables(client: Client) -> None:
+    """Create the databases and every raw table that does not exist yet."""
+    ensure_databases(client)
+    for name in RAW_TABLES:
+        client.command(raw_table_ddl(name))

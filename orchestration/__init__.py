@@ -1,1 +1,1 @@
-"""orchestration package."""
+"""The Dagster code location: wires ingestion, ml, activation and warehouse as assets."""

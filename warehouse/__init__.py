@@ -3,6 +3,8 @@
 Nothing here knows about Dagster; `orchestration` wires it.
 """
 
+from clickhouse_connect.driver.client import Client
+
 from warehouse.client import (
     WarehouseError,
     WarehouseLockedError,
@@ -13,6 +15,7 @@ from warehouse.client import (
 )
 
 __all__ = [
+    "Client",
     "WarehouseError",
     "WarehouseLockedError",
     "WarehouseTarget",

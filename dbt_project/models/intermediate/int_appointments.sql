@@ -1,0 +1,16 @@
+select
+    a.business_id || ':' || a.appointment_id as appointment_key,
+    a.business_id as business_id,
+    a.appointment_id as appointment_id,
+    c.customer_id as customer_id,
+    a.location_id as location_id,
+    a.service_id as service_id,
+    a.status as status,
+    a.scheduled_at as scheduled_at,
+    a.amount as amount,
+    a.currency as currency,
+    a.offer_id as offer_id,
+    a.updated_at as updated_at
+from {{ ref('stg_crm__appointments') }} as a
+inner join {{ ref('stg_crm__customers') }} as c
+    on a.business_id = c.business_id and a.source_customer_id = c.source_customer_id

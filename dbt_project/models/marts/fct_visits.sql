@@ -1,0 +1,27 @@
+{{
+    config(
+        materialized='incremental',
+        engine='ReplacingMergeTree(updated_at)',
+        order_by='(business_id, appointment_key)',
+        unique_key='appointment_key',
+        incremental_strategy='delete+insert',
+    )
+}}
+
+select
+    appointment_key,
+    business_id,
+    appointment_id,
+    customer_id,
+    location_id,
+    service_id,
+    scheduled_at as visited_at,
+    amount,
+    currency,
+    offer_id,
+    updated_at
+from {{ ref('int_appointments') }}
+where status = 'completed' and amount is not null
+{% if is_incremental() %}
+    and updated_at > (select max(updated_at) from {{ this }})
+{% endif %}

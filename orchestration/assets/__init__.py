@@ -1,0 +1,1 @@
+"""Assets per domain: ingestion, dbt models, ml, activation."""

@@ -1,0 +1,61 @@
+"""Every dbt model is an asset (group = its folder), every dbt test an asset check."""
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from orchestration.resources import WarehouseResource
+from revisit.settings import get_settings
+from warehouse.dbt_runner import DBT_EXECUTABLE, dbt_environment, ensure_manifest, target_path
+
+SETTINGS = get_settings()
+
+DBT_PROJECT = DbtProject(
+    project_dir=SETTINGS.dbt_project_dir,
+    profiles_dir=SETTINGS.dbt_profiles_dir,
+    target_path=target_path(SETTINGS),
+    target=SETTINGS.dbt_target,
+)
+
+
+class RevisitTranslator(DagsterDbtTranslator):
+    """Groups models by layer (`staging`, `intermediate`, `marts`) and keys them as
+    `<database>/<model>`, so `raw/crm_customers` from ingestion feeds `staging/...`."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
+            schema = dbt_resource_props["config"].get("schema") or "default"
+            return AssetKey([schema, dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn", [])
+        if dbt_resource_props["resource_type"] == "model" and len(fqn) > 2:
+            return fqn[1]
+        return "marts" if dbt_resource_props["resource_type"] == "seed" else None
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(
+        project_dir=DBT_PROJECT,
+        profiles_dir=str(SETTINGS.dbt_profiles_dir),
+        target=SETTINGS.dbt_target,
+        dbt_executable=DBT_EXECUTABLE,
+    )
+
+
+@dbt_assets(
+    manifest=ensure_manifest(SETTINGS),
+    project=DBT_PROJECT,
+    dagster_dbt_translator=RevisitTranslator(),
+)
+def dbt_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+) -> Iterator[Any]:
+    """`dbt build` of the selected models: models, seeds and their tests."""
+    with warehouse.get_client():
+        pass  # creates the raw tables the sources point at; closed before dbt opens it
+    with dbt_environment(SETTINGS):
+        yield from dbt.cli(["build"], context=context).stream()

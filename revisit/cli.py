@@ -1,0 +1,176 @@
+"""The `revisit` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import warehouse
+from revisit.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="Revisit — retention data platform: ingestion → dbt → ML → activation.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL to run against the configured warehouse.")],
+    output: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.table,
+) -> None:
+    """Run a SQL query on the warehouse and print the result."""
+    settings = get_settings()
+    try:
+        with warehouse.connect(settings.warehouse_dsn) as client:
+            frame = client.query_df(sql)
+    except warehouse.WarehouseError as ex:
+        raise _fail(str(ex)) from None
+    except Exception as ex:  # the engine's own message is what the user needs
+        raise _fail(str(ex).strip().splitlines()[0] if str(ex).strip() else repr(ex)) from None
+    if output is OutputFormat.csv:
+        sys.stdout.write(frame.to_csv(index=False))
+    elif output is OutputFormat.json:
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso", force_ascii=False))
+        sys.stdout.write("\n")
+    else:
+        table = Table(*[str(c) for c in frame.columns], show_lines=False)
+        for row in frame.itertuples(index=False):
+            table.add_row(*["" if v is None else str(v) for v in row])
+        console.print(table)
+        console.print(f"[dim]{len(frame)} row(s)[/]")
+
+
+def _package_versions() -> dict[str, str]:
+    names = [
+        "revisit", "chdb", "clickhouse-connect", "dbt-core", "dbt-clickhouse",
+        "dbt-chdb-revisit", "dagster", "dagster-dbt", "pandas", "scikit-learn",
+        "great-expectations",
+    ]  # fmt: skip
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def warehouse_status(settings: Settings) -> dict[str, str]:
+    """Whether the warehouse opens, is locked (by which process and path), or fails."""
+    target = warehouse.parse_dsn(settings.warehouse_dsn)
+    started = time.perf_counter()
+    try:
+        with warehouse.connect(settings.warehouse_dsn) as client:
+            server_version = client.server_version
+        elapsed = f"{(time.perf_counter() - started) * 1000:.0f} ms"
+        return {"status": "ok", "server_version": server_version, "open_time": elapsed}
+    except warehouse.WarehouseLockedError as ex:
+        return {"status": "locked", "path": str(ex.path), "pid": str(ex.pid), "detail": str(ex)}
+    except warehouse.WarehouseError as ex:
+        return {"status": "error", "target": target.display, "detail": str(ex)}
+
+
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
+) -> None:
+    """Versions, data directory, DSNs and whether the warehouse opens."""
+    settings = get_settings()
+    report = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": str(os.cpu_count()),
+        "packages": _package_versions(),
+        "data_dir": str(settings.data_dir),
+        "warehouse_dsn": warehouse.parse_dsn(settings.warehouse_dsn).display,
+        "state_dsn": settings.state_dsn,
+        "dbt_target": settings.dbt_target,
+        "warehouse": warehouse_status(settings),
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        table = Table("check", "value", show_header=False)
+        for key, value in report.items():
+            if isinstance(value, dict):
+                value = "\n".join(f"{k}: {v}" for k, v in value.items())
+            table.add_row(key, str(value))
+        console.print(table)
+    if report["warehouse"]["status"] != "ok":
+        raise typer.Exit(1)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def dbt(ctx: typer.Context) -> None:
+    """Run dbt on the configured warehouse, e.g. `revisit dbt build --select marts`."""
+    from warehouse.dbt_runner import run_dbt
+    from warehouse.load import prepare_raw
+
+    settings = get_settings()
+    with warehouse.connect(settings.warehouse_dsn) as client:
+        prepare_raw(client)
+    try:
+        run_dbt(ctx.args or ["build"], settings)
+    except Exception as ex:
+        raise _fail(f"dbt failed: {ex}") from None
+
+
+@app.command()
+def dev(
+    host: Annotated[str, typer.Option(help="Address of the Dagster UI.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000,
+) -> None:
+    """Start the Dagster UI and daemon (`dagster dev`) on this project."""
+    from orchestration.instance import prepare_dagster_home
+    from warehouse.dbt_runner import ensure_manifest
+
+    settings = get_settings()
+    home = prepare_dagster_home(settings)
+    ensure_manifest(settings)
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    args = [dagster, "dev", "-m", "orchestration.definitions", "-h", host, "-p", str(port)]
+    console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={home})")
+    os.execve(dagster, args, {**os.environ, "DAGSTER_HOME": str(home)})
+
+
+@app.command()
+def demo() -> None:
+    """Run the main job end to end on the configured warehouse and print a summary."""
+    from revisit.demo import run_demo
+
+    try:
+        run_demo(get_settings(), console)
+    except warehouse.WarehouseError as ex:
+        raise _fail(str(ex)) from None
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,111 @@
+"""Running dbt against the configured warehouse.
+
+The profile (`dbt_project/profiles.yml`) reads `REVISIT_DBT_*` variables; this module
+derives them from the warehouse DSN so that `revisit`, Dagster and tests run dbt on
+the same warehouse as everything else. In embedded mode dbt opens the chDB directory
+in its own process: callers must not hold the warehouse open while it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from revisit.settings import Settings
+from warehouse.client import parse_dsn
+
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """The `REVISIT_DBT_*` variables the profile reads, for the configured warehouse."""
+    warehouse = parse_dsn(settings.warehouse_dsn)
+    env = {
+        "REVISIT_DBT_TARGET": settings.dbt_target,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_LOG_PATH": str(settings.data_dir / "logs" / "dbt"),
+        "DBT_TARGET_PATH": str(target_path(settings)),
+    }
+    if warehouse.kind == "embedded":
+        env["REVISIT_DBT_CHDB_PATH"] = str(warehouse.path)
+    else:
+        env.update(
+            REVISIT_DBT_HOST=warehouse.host,
+            REVISIT_DBT_PORT=str(warehouse.port),
+            REVISIT_DBT_USER=warehouse.username,
+            REVISIT_DBT_PASSWORD=warehouse.password,
+            REVISIT_DBT_SECURE="true" if warehouse.secure else "false",
+        )
+    return env
+
+
+@contextmanager
+def dbt_environment(settings: Settings) -> Iterator[None]:
+    """Export the profile's variables for the duration of a block.
+
+    Needed where a library (dagster-dbt) builds the dbt subprocess's environment
+    from this process's.
+    """
+    extra = dbt_env(settings)
+    saved = {key: os.environ.get(key) for key in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def dbt_command(args: Sequence[str], settings: Settings) -> list[str]:
+    return [
+        DBT_EXECUTABLE,
+        *args,
+        "--project-dir",
+        str(settings.dbt_project_dir),
+        "--profiles-dir",
+        str(settings.dbt_profiles_dir),
+    ]
+
+
+def run_dbt(
+    args: Sequence[str], settings: Settings, *, capture: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run `dbt <args>` on the configured warehouse; raises CalledProcessError on failure."""
+    return subprocess.run(
+        dbt_command(args, settings),
+        env={**os.environ, **dbt_env(settings)},
+        cwd=settings.dbt_project_dir,
+        check=True,
+        text=True,
+        capture_output=capture,
+    )
+
+
+def target_path(settings: Settings) -> Path:
+    return settings.dbt_project_dir / "dbt_project" / "target"
+
+
+def manifest_path(settings: Settings) -> Path:
+    return target_path(settings) / "manifest.json"
+
+
+def ensure_manifest(settings: Settings) -> Path:
+    """`dbt parse` when the manifest is missing or older than any project file.
+
+    `@dbt_assets` needs the manifest at import time; parsing does not open the warehouse.
+    """
+    manifest = manifest_path(settings)
+    sources = [settings.dbt_project_dir / "dbt_project.yml"]
+    for folder in ("models", "macros", "seeds", "tests"):
+        sources.extend((settings.dbt_project_dir / "dbt_project" / folder).rglob("*"))
+    newest = max((p.stat().st_mtime for p in sources if p.is_file()), default=0.0)
+    if not manifest.exists() or manifest.stat().st_mtime < newest:
+        run_dbt(["parse", "--quiet"], settings, capture=True)
+    return manifest

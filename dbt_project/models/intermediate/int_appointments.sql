@@ -10,6 +10,7 @@ select
     a.amount as amount,
     a.currency as currency,
     a.offer_id as offer_id,
+    a.created_at as created_at,
     a.updated_at as updated_at
 from {{ ref('stg_crm__appointments') }} as a
 inner join {{ ref('stg_crm__customers') }} as c

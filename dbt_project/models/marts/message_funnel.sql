@@ -1,0 +1,69 @@
+-- Per business, trigger, campaign, channel and send date: the delivery funnel of the
+-- recipients and, side by side, the revisit rates of recipients and of the holdout
+-- group (chosen at random, never contacted). Their difference is the message's effect:
+-- the incremental revisit rate, with a 95% interval (normal approximation of the
+-- difference of two proportions).
+{% set windows = [7, 30] %}
+
+with sends as (
+    select * from {{ ref('int_message_sends') }}
+),
+
+revisits as (
+    -- Did the customer complete a visit at the same business within N days of the send?
+    select
+        s.message_id as message_id,
+        {% for days in windows %}
+        countIf(
+            v.visited_at > s.planned_at and v.visited_at <= s.planned_at + interval {{ days }} day
+        ) > 0 as revisit_{{ days }}d{{ "," if not loop.last }}
+        {% endfor %}
+    from sends as s
+    left join {{ ref('fct_visits') }} as v
+        on s.business_id = v.business_id and s.customer_id = v.customer_id
+    group by s.message_id
+),
+
+grouped as (
+    select
+        s.business_id as business_id,
+        s.trigger as trigger,
+        coalesce(s.campaign_id, '') as campaign_id,
+        s.channel as channel,
+        toDate(s.planned_at) as send_date,
+        countIf(not s.holdout) as recipients,
+        countIf(s.sent_at is not null) as sent,
+        countIf(s.delivered_at is not null and s.sent_at is not null) as delivered,
+        countIf(s.read_at is not null and s.sent_at is not null) as read,
+        countIf(s.replied_at is not null and s.sent_at is not null) as replied,
+        countIf(s.failed_at is not null and s.sent_at is not null) as failed,
+        countIf(s.opted_out_at is not null) as opted_out,
+        countIf(s.holdout) as holdout_size,
+        {% for days in windows %}
+        countIf(not s.holdout and r.revisit_{{ days }}d) as revisited_{{ days }}d,
+        countIf(s.holdout and r.revisit_{{ days }}d) as holdout_revisited_{{ days }}d,
+        {% endfor %}
+        max(s.planned_at) + interval 30 day <= {{ as_of_end() }} as window_30d_complete
+    from sends as s
+    inner join revisits as r on s.message_id = r.message_id
+    group by business_id, trigger, campaign_id, channel, send_date
+)
+
+select
+    *,
+    {% for days in windows %}
+    if(recipients > 0, revisited_{{ days }}d / recipients, null) as revisit_rate_{{ days }}d,
+    if(holdout_size > 0, holdout_revisited_{{ days }}d / holdout_size, null)
+        as holdout_revisit_rate_{{ days }}d,
+    revisit_rate_{{ days }}d - holdout_revisit_rate_{{ days }}d
+        as incremental_revisit_rate_{{ days }}d,
+    1.96 * sqrt(
+        revisit_rate_{{ days }}d * (1 - revisit_rate_{{ days }}d) / recipients
+        + holdout_revisit_rate_{{ days }}d * (1 - holdout_revisit_rate_{{ days }}d) / holdout_size
+    ) as incremental_ci95_halfwidth_{{ days }}d,
+    incremental_revisit_rate_{{ days }}d - incremental_ci95_halfwidth_{{ days }}d
+        as incremental_ci95_low_{{ days }}d,
+    incremental_revisit_rate_{{ days }}d + incremental_ci95_halfwidth_{{ days }}d
+        as incremental_ci95_high_{{ days }}d{{ "," if not loop.last }}
+    {% endfor %}
+from grouped

@@ -1,0 +1,42 @@
+"""Messenger webhooks: receiver (ASGI + uvicorn), durable spool, spool loader, replay.
+
+- `create_app(settings_or_config)` / `serve(settings)` — the receiver (`receiver.py`);
+- `Spool`, `recover_open_segments` — the append-only, group-committed spool (`spool.py`);
+- `load_spool(client, spool_dir)` — closed segments → ``raw.messenger_events`` (`loader.py`);
+- `replay(requests_file, base_url)` — post recorded webhook requests (`replayer.py`).
+
+Names are imported lazily so the receiver process does not load pandas or the warehouse.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ReceiverConfig": "receiver",
+    "WebhookApp": "receiver",
+    "create_app": "receiver",
+    "serve": "receiver",
+    "webhook_spool_root": "receiver",
+    "Spool": "spool",
+    "closed_segments": "spool",
+    "recover_open_segments": "spool",
+    "load_segment": "loader",
+    "load_spool": "loader",
+    "parse_segment": "loader",
+    "record_events": "events",
+    "ReplayResult": "replayer",
+    "replay": "replayer",
+    "hmac_signature": "signing",
+    "signed_headers": "signing",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

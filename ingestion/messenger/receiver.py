@@ -1,0 +1,365 @@
+"""The webhook receiver: a raw ASGI app served by uvicorn (httptools + uvloop).
+
+Endpoints:
+
+- ``GET  /webhooks/whatsapp`` — Cloud API verification: ``hub.mode=subscribe`` and
+  ``hub.verify_token`` equal to the configured token → 200 with ``hub.challenge`` echoed;
+  anything else → 403.
+- ``POST /webhooks/whatsapp`` — notifications, ``X-Hub-Signature-256`` HMAC of the raw body.
+- ``POST /webhooks/telegram`` — Bot API updates, ``X-Telegram-Bot-Api-Secret-Token``.
+- ``POST /webhooks/sms`` — delivery reports, ``X-Signature`` HMAC of the raw body.
+- ``GET  /webhooks/health`` — JSON counters of this process: answers by status code, spool
+  group commits (`spool_batches`) and the records they wrote (`spool_records`).
+
+Answers: 200 once the raw body is durably in the spool (see `ingestion.messenger.spool`);
+401 when the signature/token header is missing; 403 when it does not match (nothing
+stored); 400 for a correctly signed body that is not a JSON object (nothing stored: a
+retry of the same bytes cannot succeed either, so it is logged with its size and dropped
+rather than kept in a reject log); 413 for bodies over `max_body_bytes`; 503 if the spool
+cannot write (the provider retries). Parsing into events is left to the loader: the hot
+path only authenticates, checks the body is JSON, and appends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import json
+import logging
+import socket
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from ingestion.messenger.signing import signature_matches
+from ingestion.messenger.spool import DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES, Spool
+from revisit.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+ROUTES = {
+    "/webhooks/whatsapp": "whatsapp",
+    "/webhooks/telegram": "telegram",
+    "/webhooks/sms": "sms",
+}
+HEALTH_PATH = "/webhooks/health"
+# The header each provider authenticates with (ASGI gives lower-case names).
+AUTH_HEADERS = {
+    "whatsapp": b"x-hub-signature-256",
+    "sms": b"x-signature",
+    "telegram": b"x-telegram-bot-api-secret-token",
+}
+
+
+def webhook_spool_root(settings: Settings) -> Path:
+    """Where the webhook spool lives: ``settings.spool_dir / "webhooks"``."""
+    return settings.spool_dir / "webhooks"
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """Everything the receiver needs; `from_settings` is the production path."""
+
+    spool_root: Path
+    whatsapp_app_secret: str
+    whatsapp_verify_token: str
+    telegram_secret_token: str
+    sms_webhook_secret: str
+    max_body_bytes: int = 1024 * 1024
+    segment_max_bytes: int = DEFAULT_MAX_BYTES
+    segment_max_age_s: float = DEFAULT_MAX_AGE_S
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> ReceiverConfig:
+        values: dict[str, Any] = {
+            "spool_root": webhook_spool_root(settings),
+            "whatsapp_app_secret": settings.whatsapp_app_secret.get_secret_value(),
+            "whatsapp_verify_token": settings.whatsapp_verify_token.get_secret_value(),
+            "telegram_secret_token": settings.telegram_secret_token.get_secret_value(),
+            "sms_webhook_secret": settings.sms_webhook_secret.get_secret_value(),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+def _plain(
+    status: int, body: bytes, content_type: bytes = b"text/plain"
+) -> tuple[Message, Message]:
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body))],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+_RESPONSES = {
+    200: _plain(200, b"ok"),
+    400: _plain(400, b"body is not a JSON object"),
+    401: _plain(401, b"missing signature"),
+    403: _plain(403, b"bad signature"),
+    404: _plain(404, b"not found"),
+    405: _plain(405, b"method not allowed"),
+    413: _plain(413, b"body too large"),
+    503: _plain(503, b"spool unavailable, retry"),
+}
+
+
+class WebhookApp:
+    """The ASGI callable. Picklable until started (uvicorn's multi-worker mode spawns it)."""
+
+    def __init__(self, config: ReceiverConfig) -> None:
+        self.config = config
+        self._keys = {
+            "whatsapp": config.whatsapp_app_secret.encode(),
+            "sms": config.sms_webhook_secret.encode(),
+            "telegram": config.telegram_secret_token.encode(),
+        }
+        self.spool: Spool | None = None
+        self.counters: Counter[str] = Counter()
+        self._start_lock: asyncio.Lock | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"])  # type: ignore[misc]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            status = await self._http(scope, receive, send)
+            self.counters[str(status)] += 1
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def start(self) -> None:
+        """Recover dead segments and start the spool writer (idempotent)."""
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self.spool is None:
+                spool = Spool(
+                    self.config.spool_root,
+                    max_bytes=self.config.segment_max_bytes,
+                    max_age_s=self.config.segment_max_age_s,
+                )
+                await spool.start()
+                self.spool = spool
+
+    async def stop(self) -> None:
+        """Flush and close the current segment (clean shutdown → a closed segment)."""
+        if self.spool is not None:
+            spool, self.spool = self.spool, None
+            await spool.close()
+
+    async def _answer(self, send: Send, status: int) -> int:
+        start, body = _RESPONSES[status]
+        await send(start)
+        await send(body)
+        return status
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> int:
+        path = scope["path"]
+        provider = ROUTES.get(path)
+        method = scope["method"]
+        if provider is None:
+            if path == HEALTH_PATH and method == "GET":
+                return await self._health(send)
+            return await self._answer(send, 404)
+        if method == "GET" and provider == "whatsapp":
+            return await self._verify_challenge(scope, send)
+        if method != "POST":
+            return await self._answer(send, 405)
+
+        wanted = AUTH_HEADERS[provider]
+        auth = None
+        length = 0
+        for name, value in scope["headers"]:
+            if name == wanted:
+                auth = value
+            elif name == b"content-length" and value.isdigit():
+                length = int(value)
+        if auth is None:
+            return await self._answer(send, 401)
+        key = self._keys[provider]
+        # Telegram's token needs no body: reject forgeries before reading it.
+        if provider == "telegram" and not hmac.compare_digest(auth, key):
+            return await self._answer(send, 403)
+        if length > self.config.max_body_bytes:
+            return await self._answer(send, 413)
+
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return 499
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.config.max_body_bytes:
+                return await self._answer(send, 413)
+
+        if provider != "telegram" and not signature_matches(key, body, auth):
+            return await self._answer(send, 403)
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            log.warning(
+                "%s webhook: signed body of %d bytes is not a JSON object", provider, len(body)
+            )
+            return await self._answer(send, 400)
+
+        spool = self.spool
+        if spool is None:
+            await self.start()
+            spool = self.spool
+            assert spool is not None
+        try:
+            await spool.append(provider, body)
+        except Exception:
+            log.exception("%s webhook: spool append failed", provider)
+            return await self._answer(send, 503)
+        return await self._answer(send, 200)
+
+    async def _verify_challenge(self, scope: Scope, send: Send) -> int:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        mode = query.get("hub.mode", [""])[0]
+        token = query.get("hub.verify_token", [""])[0]
+        challenge = query.get("hub.challenge", [""])[0]
+        expected = self.config.whatsapp_verify_token.encode()
+        if mode == "subscribe" and challenge and hmac.compare_digest(token.encode(), expected):
+            start, body = _plain(200, challenge.encode())
+            await send(start)
+            await send(body)
+            return 200
+        return await self._answer(send, 403)
+
+    async def _health(self, send: Send) -> int:
+        spool = self.spool
+        body = json.dumps(
+            {
+                "status": "ok" if spool is not None else "starting",
+                "responses": dict(self.counters),
+                "open_segment": None
+                if spool is None or spool.current_segment is None
+                else spool.current_segment.name,
+                "spool_batches": 0 if spool is None else spool.batches,
+                "spool_records": 0 if spool is None else spool.records_written,
+            }
+        ).encode()
+        start, message = _plain(200, body, b"application/json")
+        await send(start)
+        await send(message)
+        return 200
+
+
+def create_app(settings_or_config: Settings | ReceiverConfig) -> WebhookApp:
+    """The ASGI app for `Settings` (production) or a `ReceiverConfig` (tests, tools)."""
+    if isinstance(settings_or_config, Settings):
+        settings_or_config = ReceiverConfig.from_settings(settings_or_config)
+    return WebhookApp(settings_or_config)
+
+
+def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening TCP socket (port 0 → an ephemeral port; read it from getsockname())."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def uvicorn_config(app: WebhookApp, *, workers: int = 1, log_level: str = "warning") -> Any:
+    """The uvicorn settings the receiver is tuned for (httptools, uvloop, no access log)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        http="httptools",
+        loop="uvloop",
+        lifespan="on",
+        access_log=False,
+        log_level=log_level,
+        server_header=False,
+        date_header=False,
+        workers=workers,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int = 1,
+    config: ReceiverConfig | None = None,
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
+    """Run the receiver until SIGINT/SIGTERM (blocking), on settings.webhook_host/port.
+
+    `workers` > 1 starts that many processes on one shared socket; each keeps its own spool
+    segments. `on_ready(port)` is called once the socket listens (port 0 → ephemeral).
+    A clean stop closes every open segment.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    app = WebhookApp(config or ReceiverConfig.from_settings(settings))
+    sock = bind_socket(
+        host or settings.webhook_host, settings.webhook_port if port is None else port
+    )
+    if on_ready is not None:
+        on_ready(sock.getsockname()[1])
+    uv_config = uvicorn_config(app, workers=workers)
+    if workers > 1:
+        Multiprocess(uv_config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(uv_config).run(sockets=[sock])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ingestion.messenger [--host H] [--port P] [--workers N]``.
+
+    Prints ``LISTENING <port>`` once the socket listens (the benchmark reads it).
+    """
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    def ready(port: int) -> None:
+        print(f"LISTENING {port}", flush=True)
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    serve(get_settings(), host=args.host, port=args.port, workers=args.workers, on_ready=ready)

@@ -98,6 +98,73 @@ RAW_TABLES: dict[str, tuple[str, str]] = {
         """,
         "(business_id, appointment_id)",
     ),
+    "partner_events": (
+        """
+        event_id String,
+        partner_id LowCardinality(String),
+        event_type LowCardinality(String),
+        phone_e164 String,
+        customer_id String,
+        amount Decimal(18, 2),
+        currency LowCardinality(String),
+        occurred_at DateTime64(3, 'UTC'),
+        offer_id Nullable(String),
+        raw_payload String
+        """,
+        "(partner_id, event_id)",
+    ),
+    "partner_offers": (
+        """
+        offer_id String,
+        publisher_business_id String,
+        title String,
+        distributor_business_ids Array(String),
+        reward_per_client Decimal(18, 2),
+        discount_pct Nullable(Decimal(9, 4)),
+        cashback_pct Nullable(Decimal(9, 4)),
+        currency LowCardinality(String),
+        capacity Nullable(UInt32),
+        audience_min_age Nullable(UInt8),
+        audience_max_age Nullable(UInt8),
+        audience_gender LowCardinality(Nullable(String)),
+        valid_from Date,
+        valid_to Date
+        """,
+        "offer_id",
+    ),
+    "message_sends": (
+        """
+        message_id String,
+        business_id String,
+        phone_e164 String,
+        customer_id String,
+        trigger LowCardinality(String),
+        campaign_id Nullable(String),
+        channel LowCardinality(String),
+        holdout Bool,
+        planned_at DateTime64(3, 'UTC'),
+        offer_id Nullable(String),
+        provider_message_id Nullable(String)
+        """,
+        "message_id",
+    ),
+    "messenger_events": (
+        """
+        provider LowCardinality(String),
+        event_id String,
+        event_type LowCardinality(String),
+        provider_message_id Nullable(String),
+        message_id Nullable(String),
+        status LowCardinality(String),
+        recipient Nullable(String),
+        text Nullable(String),
+        error_code Nullable(String),
+        occurred_at DateTime64(3, 'UTC'),
+        received_at DateTime64(3, 'UTC'),
+        payload String
+        """,
+        "(provider, event_id)",
+    ),
     "load_batches": (
         """
         target_table LowCardinality(String),

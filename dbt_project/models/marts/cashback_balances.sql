@@ -14,5 +14,5 @@ select
     sum(amount) < 0 as negative_balance,
     count() as entries,
     max(occurred_at) as last_entry_at
-from {{ ref('cashback_ledger') }} final
+from {{ ref('cashback_ledger') }}
 group by customer_id, currency

@@ -9,7 +9,7 @@ with first_visits as (
         customer_id,
         min(visited_at) as first_visit_at,
         argMin(offer_id, visited_at) as first_visit_offer_id
-    from {{ ref('fct_visits') }} final
+    from {{ ref('fct_visits') }}
     group by business_id, customer_id
 ),
 

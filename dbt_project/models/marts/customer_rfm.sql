@@ -5,7 +5,7 @@
 
 with visits as (
     select business_id, customer_id, visited_at, amount
-    from {{ ref('fct_visits') }} final
+    from {{ ref('fct_visits') }}
     where visited_at < {{ as_of_end() }}
 ),
 

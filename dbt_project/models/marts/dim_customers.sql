@@ -8,7 +8,7 @@ with visits as (
         max(visited_at) as last_visit_at,
         count() as visits,
         sum(amount) as revenue
-    from {{ ref('fct_visits') }} final
+    from {{ ref('fct_visits') }}
     group by business_id, customer_id
 ),
 

@@ -52,7 +52,7 @@ activity as (
         0, 0, 0, 0, toDecimal128(0, 2), toDecimal128(0, 2),
         sumIf(amount, event_type = 'accrual'),
         -sumIf(amount, event_type = 'redemption')
-    from {{ ref('cashback_ledger') }} final
+    from {{ ref('cashback_ledger') }}
     group by partner_id, toStartOfMonth(occurred_at)
 ),
 

@@ -2,7 +2,7 @@
 -- `from_segment` is 'none' for customers who were not in the previous snapshot.
 with snapshots as (
     select distinct business_id, snapshot_date
-    from {{ ref('rfm_segment_history') }} final
+    from {{ ref('rfm_segment_history') }}
 ),
 
 pairs as (
@@ -19,7 +19,7 @@ pairs as (
 
 history as (
     select business_id, snapshot_date, customer_id, segment
-    from {{ ref('rfm_segment_history') }} final
+    from {{ ref('rfm_segment_history') }}
 )
 
 select

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dagster import Definitions, define_asset_job, in_process_executor
 
 from orchestration.assets.dbt import dbt_models, dbt_resource
+from orchestration.assets.ingestion import INGESTION_ASSETS
 from orchestration.resources import WarehouseResource
 from revisit.settings import get_settings
 
 SETTINGS = get_settings()
 
-ALL_ASSETS = [dbt_models]
+ALL_ASSETS = [*INGESTION_ASSETS, dbt_models]
 
 demo_job = define_asset_job(
     "revisit_main",

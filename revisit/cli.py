@@ -161,6 +161,60 @@ def dev(
     os.execve(dagster, args, {**os.environ, "DAGSTER_HOME": str(home)})
 
 
+webhooks_app = typer.Typer(help="Messenger webhooks: the receiver and tools around it.")
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("serve")
+def webhooks_serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
+    workers: Annotated[int, typer.Option(help="Receiver processes on one socket.")] = 1,
+) -> None:
+    """Receive WhatsApp, Telegram and SMS webhooks into the durable spool."""
+    from ingestion.messenger import serve
+
+    settings = get_settings()
+
+    def ready(bound_port: int) -> None:
+        console.print(
+            f"receiving webhooks on http://{host or settings.webhook_host}:{bound_port}"
+            f"/webhooks/{{whatsapp,telegram,sms}} → {settings.spool_dir / 'webhooks'}"
+        )
+
+    serve(settings, host=host, port=port, workers=workers, on_ready=ready)
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(
+    requests_file: Annotated[Path, typer.Argument(help="JSON lines of recorded requests.")],
+    base_url: Annotated[str, typer.Option(help="Receiver URL.")] = "",
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 8,
+) -> None:
+    """Post recorded webhook requests (e.g. the generator's) to a receiver."""
+    from ingestion.messenger import replay
+
+    settings = get_settings()
+    url = base_url or f"http://{settings.webhook_host}:{settings.webhook_port}"
+    result = replay(requests_file, url, concurrency=concurrency)
+    console.print(f"sent {result.sent}, accepted {result.accepted}: {dict(result.statuses)}")
+
+
+@webhooks_app.command("load")
+def webhooks_load() -> None:
+    """Load closed spool segments into raw.messenger_events (each exactly once)."""
+    from ingestion.messenger import load_spool
+    from warehouse.load import prepare_raw
+
+    settings = get_settings()
+    with warehouse.connect(settings.warehouse_dsn) as client:
+        prepare_raw(client)
+        results = load_spool(client, settings.spool_dir)
+    loaded = sum(r.rows_loaded for r in results)
+    quarantined = sum(r.rows_quarantined for r in results)
+    console.print(f"{len(results)} segment(s): {loaded} event(s) loaded, {quarantined} quarantined")
+
+
 @app.command()
 def demo() -> None:
     """Run the main job end to end on the configured warehouse and print a summary."""

@@ -11,7 +11,6 @@ import warehouse
 from revisit.settings import Settings
 from warehouse.schema import DATABASES
 
-
 # Dagster's console logger prints every engine event at DEBUG; the summary is enough.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

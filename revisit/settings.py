@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         return self.data_dir / "models"
 
     @cached_property
+    def source_dir(self) -> Path:
+        """Where source drops land (CRM exports, partner feeds, message exports)."""
+        return self.landing_dir / "demo"
+
+    @cached_property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
 

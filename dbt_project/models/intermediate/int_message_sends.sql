@@ -1,6 +1,7 @@
 -- One row per trigger message, with the time it reached each funnel stage.
 -- Status events find their message by our message id (WhatsApp biz_opaque_callback_data,
--- SMS message_id, Telegram button data) or, failing that, by the provider's message id.
+-- SMS message_id, Telegram button data) or, failing that, by the provider's message id
+-- (for Telegram `<chat id>:<message id>`, as a reply names the chat and the message).
 -- Stages are cumulative: a message read is also delivered even when the "delivered"
 -- event was lost or arrived out of order, so every stage is a subset of the previous.
 with sends as (
@@ -20,7 +21,12 @@ events as (
         e.status as status,
         e.occurred_at as occurred_at
     from {{ ref('stg_messenger__events') }} as e
-    left join by_provider_id as p on e.provider_message_id = p.provider_message_id
+    left join by_provider_id as p
+        on p.provider_message_id = if(
+            e.provider = 'telegram',
+            e.recipient || ':' || e.provider_message_id,
+            e.provider_message_id
+        )
     where e.event_type in ('status', 'inbound')
 ),
 
@@ -38,9 +44,10 @@ milestones as (
 ),
 
 opt_outs as (
-    select recipient, min(first_opt_out_at) as first_opt_out_at
+    select phone_e164, min(first_opt_out_at) as first_opt_out_at
     from {{ ref('int_opt_outs') }}
-    group by recipient
+    where opted_out
+    group by phone_e164
 ),
 
 staged as (
@@ -68,7 +75,7 @@ staged as (
         o.first_opt_out_at as recipient_opt_out_at
     from sends as s
     left join milestones as m on s.message_id = m.message_id
-    left join opt_outs as o on s.phone_e164 = o.recipient
+    left join opt_outs as o on s.phone_e164 = o.phone_e164
 )
 
 select

@@ -56,6 +56,7 @@ joined as (
     if(p.redeemed_at_or_epoch > e.exposed_at, p.redemption_amount, null) as redemption_amount,
     p.visits_before = 0 as new_to_publisher,
     o.capacity as capacity,
+    o.currency as currency,
     o.reward_per_client as reward_per_client,
     o.discount_pct as discount_pct
 from exposures as e

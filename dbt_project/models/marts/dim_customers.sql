@@ -36,10 +36,10 @@ upcoming as (
 
 opt_outs as (
     -- Opted out on any channel that reaches this phone.
-    select recipient, min(first_opt_out_at) as opted_out_at
+    select phone_e164, min(first_opt_out_at) as opted_out_at
     from {{ ref('int_opt_outs') }}
     where opted_out
-    group by recipient
+    group by phone_e164
 )
 
 select
@@ -53,9 +53,9 @@ select
     b.timezone as timezone,
     b.currency as currency,
     c.consent_marketing as consent_marketing,
-    o.recipient != '' as opted_out,
-    if(o.recipient != '', o.opted_out_at, null) as opted_out_at,
-    c.consent_marketing and o.recipient = '' as contactable,
+    o.phone_e164 != '' as opted_out,
+    if(o.phone_e164 != '', o.opted_out_at, null) as opted_out_at,
+    c.consent_marketing and o.phone_e164 = '' as contactable,
     c.created_at as created_at,
     if(v.visits > 0, v.first_visit_at, null) as first_visit_at,
     if(v.visits > 0, v.last_visit_at, null) as last_visit_at,
@@ -66,4 +66,4 @@ from customers as c
 left join visits as v on c.business_id = v.business_id and c.customer_id = v.customer_id
 left join {{ ref('stg_crm__businesses') }} as b on c.business_id = b.business_id
 left join upcoming as u on c.business_id = u.business_id and c.customer_id = u.customer_id
-left join opt_outs as o on c.phone_e164 = o.recipient
+left join opt_outs as o on c.phone_e164 = o.phone_e164

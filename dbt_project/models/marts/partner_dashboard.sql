@@ -1,8 +1,10 @@
 -- Per business and month: its partner collaborations as publisher and as distributor,
 -- customers sent and received, new customers acquired, rewards earned (as distributor)
--- and owed (as publisher), cashback accrued and spent at it (partner feeds whose
--- partner_id is the business), each with its change in % against the previous month
--- (null when the previous month was zero).
+-- and paid (as publisher), cashback accrued and spent by its customers at the loyalty
+-- partners in the business's currency (customers of several businesses count for each),
+-- each with its change in % against the previous month (null when the previous month
+-- was zero). Money is in the business's currency: rewards of offers priced in another
+-- currency are left out here (partner_offer_conversion has them in their own).
 {% set metrics = [
     'active_collaborations', 'customers_sent', 'customers_received', 'new_customers',
     'rewards_earned', 'rewards_paid', 'cashback_accrued', 'cashback_spent',
@@ -14,6 +16,10 @@ with offers as (
 
 exposures as (
     select * from {{ ref('int_offer_exposures') }}
+),
+
+currencies as (
+    select business_id, currency from {{ ref('stg_crm__businesses') }}
 ),
 
 activity as (
@@ -31,29 +37,38 @@ activity as (
 
     union all
 
-    select publisher_business_id, toStartOfMonth(redeemed_at),
-        0, 0, count(), countIf(new_client), toDecimal128(0, 2), sum(reward),
+    select e.publisher_business_id, toStartOfMonth(e.redeemed_at),
+        0, 0, count(), countIf(e.new_client), toDecimal128(0, 2),
+        sumIf(e.reward, e.currency = c.currency),
         toDecimal128(0, 2), toDecimal128(0, 2)
-    from exposures
-    where redeemed_at is not null
-    group by publisher_business_id, toStartOfMonth(redeemed_at)
+    from exposures as e
+    left join currencies as c on e.publisher_business_id = c.business_id
+    where e.redeemed_at is not null
+    group by e.publisher_business_id, toStartOfMonth(e.redeemed_at)
 
     union all
 
-    select distributor_business_id, toStartOfMonth(redeemed_at),
-        0, 0, 0, 0, sum(reward), toDecimal128(0, 2), toDecimal128(0, 2), toDecimal128(0, 2)
-    from exposures
-    where redeemed_at is not null
-    group by distributor_business_id, toStartOfMonth(redeemed_at)
+    select e.distributor_business_id, toStartOfMonth(e.redeemed_at),
+        0, 0, 0, 0, sumIf(e.reward, e.currency = c.currency),
+        toDecimal128(0, 2), toDecimal128(0, 2), toDecimal128(0, 2)
+    from exposures as e
+    left join currencies as c on e.distributor_business_id = c.business_id
+    where e.redeemed_at is not null
+    group by e.distributor_business_id, toStartOfMonth(e.redeemed_at)
 
     union all
 
-    select partner_id, toStartOfMonth(occurred_at),
+    select c.business_id, toStartOfMonth(l.occurred_at),
         0, 0, 0, 0, toDecimal128(0, 2), toDecimal128(0, 2),
-        sumIf(amount, event_type = 'accrual'),
-        -sumIf(amount, event_type = 'redemption')
-    from {{ ref('cashback_ledger') }}
-    group by partner_id, toStartOfMonth(occurred_at)
+        sumIf(l.amount, l.event_type = 'accrual'),
+        -sumIf(l.amount, l.event_type = 'redemption')
+    from {{ ref('cashback_ledger') }} as l
+    inner join (
+        select distinct c.business_id as business_id, c.customer_id as customer_id, b.currency
+        from {{ ref('stg_crm__customers') }} as c
+        inner join {{ ref('stg_crm__businesses') }} as b on c.business_id = b.business_id
+    ) as c on l.customer_id = c.customer_id and l.currency = c.currency
+    group by c.business_id, toStartOfMonth(l.occurred_at)
 ),
 
 months as (

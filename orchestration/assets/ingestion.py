@@ -1,0 +1,144 @@
+"""Ingestion assets: one per raw table, in group `ingestion`.
+
+Each asset runs a connector from `ingestion/` on the sources named by the settings and
+reports what it loaded: rows, quarantined rows, batches skipped as already loaded, a
+preview, and one asset check per table on its quarantine rate.
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+
+from orchestration.resources import WarehouseResource
+from revisit.settings import get_settings
+from warehouse.load import LoadResult
+
+SETTINGS = get_settings()
+GROUP = "ingestion"
+# Share of a table's rows that may go to quarantine before its check warns.
+QUARANTINE_WARN_RATE = 0.05
+
+
+def raw_key(table: str) -> AssetKey:
+    return AssetKey(["raw", table])
+
+
+def quarantine_check(table: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        name="quarantine_rate",
+        asset=raw_key(table),
+        description=f"Rows rejected by validation stay under {QUARANTINE_WARN_RATE:.0%}.",
+    )
+
+
+def raw_spec(table: str, description: str) -> AssetSpec:
+    return AssetSpec(
+        key=raw_key(table), group_name=GROUP, description=description,
+        kinds={"clickhouse", "python"},
+    )  # fmt: skip
+
+
+def _preview(client: Client, table: str) -> str:
+    frame = client.query_df(
+        f"SELECT * EXCEPT (_batch_id, _row, _version) FROM raw.{table} "
+        "ORDER BY _loaded_at DESC LIMIT 5"
+    )
+    return frame.to_markdown(index=False) if len(frame) else "(empty)"
+
+
+def report(
+    client: Client, table: str, results: Sequence[LoadResult], errors: Iterable[str] = ()
+) -> Iterable[Any]:
+    """A materialization and the quarantine check of one raw table."""
+    loaded = sum(r.rows_loaded for r in results)
+    quarantined = sum(r.rows_quarantined for r in results)
+    skipped = sum(r.skipped for r in results)
+    total = client.command(f"SELECT count() FROM raw.{table} FINAL")
+    rate = quarantined / (loaded + quarantined) if loaded + quarantined else 0.0
+    errors = list(errors)
+    yield MaterializeResult(
+        asset_key=raw_key(table),
+        metadata={
+            "rows_loaded": loaded,
+            "rows_quarantined": quarantined,
+            "batches": len(results),
+            "batches_already_loaded": skipped,
+            "table_rows": MetadataValue.int(int(total)),
+            "unreadable_files": MetadataValue.md("\n".join(f"- {e}" for e in errors) or "none"),
+            "preview": MetadataValue.md(_preview(client, table)),
+        },
+    )
+    yield AssetCheckResult(
+        asset_key=raw_key(table),
+        check_name="quarantine_rate",
+        passed=rate <= QUARANTINE_WARN_RATE and not errors,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"quarantine_rate": rate, "rows_quarantined": quarantined,
+                  "unreadable_files": len(errors)},
+    )  # fmt: skip
+
+
+@multi_asset(
+    specs=[
+        raw_spec("messenger_events", "Delivery statuses, replies and opt-outs from webhooks."),
+    ],
+    check_specs=[quarantine_check("messenger_events")],
+)
+def messenger_events(context: AssetExecutionContext, warehouse: WarehouseResource) -> Any:
+    """Closed webhook spool segments → raw.messenger_events, each segment exactly once."""
+    from ingestion.messenger import load_spool
+
+    with warehouse.get_client() as client:
+        results = load_spool(client, SETTINGS.spool_dir)
+        yield from report(client, "messenger_events", results)
+
+
+@multi_asset(
+    specs=[raw_spec("message_sends", "Historical trigger sends (messaging platform export).")],
+    check_specs=[quarantine_check("message_sends")],
+)
+def message_sends(context: AssetExecutionContext, warehouse: WarehouseResource) -> Any:
+    """messages/sends.jsonl of the source directory → raw.message_sends."""
+    from ingestion.messages import load_message_sends
+
+    sends = SETTINGS.source_dir / "messages" / "sends.jsonl"
+    with warehouse.get_client() as client:
+        results = [load_message_sends(client, sends)] if sends.exists() else []
+        if not sends.exists():
+            context.log.warning(f"no message export at {sends}")
+        yield from report(client, "message_sends", results)
+
+
+@multi_asset(
+    specs=[
+        raw_spec("partner_offers", "Partner offers (lots), canonical schema."),
+        raw_spec("partner_events", "Partner events from every partner feed, canonical schema."),
+    ],
+    check_specs=[quarantine_check("partner_offers"), quarantine_check("partner_events")],
+)
+def partner_feeds(context: AssetExecutionContext, warehouse: WarehouseResource) -> Any:
+    """partners/ of the source directory: offers and every partner's feed files."""
+    from ingestion.partners import load_offers, load_partner_feeds
+
+    partners = SETTINGS.source_dir / "partners"
+    offers_file = partners / "offers.jsonl"
+    with warehouse.get_client() as client:
+        offers = [load_offers(client, offers_file)] if offers_file.exists() else []
+        events, errors = load_partner_feeds(client, partners) if partners.exists() else ([], [])
+        yield from report(client, "partner_offers", offers)
+        yield from report(client, "partner_events", events, [str(e) for e in errors])
+
+
+INGESTION_ASSETS = [messenger_events, message_sends, partner_feeds]

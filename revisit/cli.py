@@ -216,12 +216,17 @@ def webhooks_load() -> None:
 
 
 @app.command()
-def demo() -> None:
-    """Run the main job end to end on the configured warehouse and print a summary."""
+def demo(
+    customers: Annotated[
+        int, typer.Option(help="Size of the synthetic ecosystem (customers).")
+    ] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic ecosystem.")] = 7,
+) -> None:
+    """Generate a synthetic ecosystem, run the main job end to end, print a summary."""
     from revisit.demo import run_demo
 
     try:
-        run_demo(get_settings(), console)
+        run_demo(get_settings(), console, customers=customers, seed=seed)
     except warehouse.WarehouseError as ex:
         raise _fail(str(ex)) from None
 

@@ -1,8 +1,22 @@
-"""`revisit demo` / `make run`: the main job end to end, then a short summary."""
+"""`revisit demo` / `make run`: the whole platform on a synthetic ecosystem.
+
+1. Generate the ecosystem's sources in their native forms (once per scale and seed).
+2. Start the webhook receiver, replay the recorded messenger webhooks into it, stop it
+   (a clean stop closes the spool segments so they can be loaded).
+3. Start the CRM stand-in and run the `revisit_main` Dagster job in process: ingestion
+   (CRM API and file drops, spool, message export, partner feeds) → dbt → ML →
+   activation in dry run.
+4. Print what was built.
+"""
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import time
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -12,7 +26,61 @@ from revisit.settings import Settings
 from warehouse.schema import DATABASES
 
 # Dagster's console logger prints every engine event at DEBUG; the summary is enough.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET_LOGGERS = {"console": {"config": {"log_level": "WARNING"}}}
+
+
+def prepare_sources(settings: Settings, customers: int, seed: int, console: Console) -> dict:
+    """The generated ecosystem in the source directory, reused when it matches."""
+    from ingestion.synthetic import WebhookSecrets, generate
+
+    manifest_path = settings.source_dir / "manifest.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("customers") == customers and manifest.get("seed") == seed:
+            console.print(f"sources: reusing {settings.source_dir}")
+            return manifest
+    secrets = WebhookSecrets(
+        whatsapp_app_secret=settings.whatsapp_app_secret.get_secret_value(),
+        telegram_secret_token=settings.telegram_secret_token.get_secret_value(),
+        sms_webhook_secret=settings.sms_webhook_secret.get_secret_value(),
+    )
+    with console.status(f"generating a synthetic ecosystem of {customers:,} customers…"):
+        started = time.perf_counter()
+        manifest = generate(settings.source_dir, customers=customers, seed=seed, secrets=secrets)
+    console.print(
+        f"sources: {customers:,} customers generated in {time.perf_counter() - started:.1f} s "
+        f"→ {settings.source_dir}"
+    )
+    return manifest
+
+
+def replay_webhooks(settings: Settings, console: Console) -> dict[str, int]:
+    """Run the receiver in its own process, replay the recorded webhooks, stop it."""
+    from ingestion.messenger import replay
+
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "ingestion.messenger", "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    accepted: dict[str, int] = {}
+    try:
+        line = receiver.stdout.readline() if receiver.stdout else ""
+        if not line.startswith("LISTENING"):
+            raise RuntimeError(f"the webhook receiver did not start: {line!r}")
+        base_url = f"http://127.0.0.1:{int(line.split()[1])}"
+        for requests_file in sorted((settings.source_dir / "webhooks").glob("*.jsonl")):
+            result = replay(requests_file, base_url, concurrency=16)
+            accepted[requests_file.stem] = result.accepted
+    finally:
+        receiver.send_signal(signal.SIGTERM)
+        receiver.wait(timeout=30)
+    console.print(
+        "webhooks: "
+        + ", ".join(f"{name} {count:,}" for name, count in accepted.items())
+        + " accepted and spooled"
+    )
+    return accepted
 
 
 def table_inventory(client: warehouse.Client) -> list[tuple[str, str, str, int]]:
@@ -29,23 +97,43 @@ def table_inventory(client: warehouse.Client) -> list[tuple[str, str, str, int]]
     return inventory
 
 
-def run_demo(settings: Settings, console: Console) -> None:
+def run_main_job(settings: Settings, run_config: dict[str, Any]) -> Any:
     from orchestration.definitions import defs
     from orchestration.instance import get_instance
+
+    job = defs.resolve_job_def("revisit_main")
+    return job.execute_in_process(
+        instance=get_instance(settings),
+        raise_on_error=False,
+        run_config={**run_config, "loggers": QUIET_LOGGERS},
+    )
+
+
+def run_demo(settings: Settings, console: Console, *, customers: int, seed: int = 7) -> None:
+    from ingestion.crm.standin import serve_in_background
 
     started = time.perf_counter()
     console.rule("[bold]Revisit demo")
     console.print(f"data directory: {settings.data_dir}")
     console.print(f"warehouse:      {warehouse.parse_dsn(settings.warehouse_dsn).display}")
-    instance = get_instance(settings)
-    job = defs.resolve_job_def("revisit_main")
-    with console.status("running the main job (ingestion → dbt → ML → activation dry run)…"):
-        result = job.execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+    manifest = prepare_sources(settings, customers, seed, console)
+    replay_webhooks(settings, console)
+    token = settings.crm_api_token.get_secret_value()
+    with (
+        serve_in_background(settings.source_dir, token=token) as crm_api,
+        console.status("running the main job (ingestion → dbt → ML → activation dry run)…"),
+    ):
+        result = run_main_job(
+            settings,
+            {
+                "ops": {
+                    "crm": {"config": {"api_url": crm_api.base_url}},
+                    "dbt_models": {"config": {"as_of_date": manifest["as_of"]}},
+                }
+            },
         )
     if not result.success:
-        failures = [e for e in result.all_events if e.is_failure]
-        for event in failures[:5]:
+        for event in [e for e in result.all_events if e.is_failure][:5]:
             console.print(f"[red]{event.step_key}: {event.message}[/]")
         raise SystemExit(f"the main job failed (run id {result.run_id})")
 
@@ -56,9 +144,10 @@ def run_demo(settings: Settings, console: Console) -> None:
         table.add_row(database, name, engine, f"{count:,}")
     console.print(table)
     console.print(
-        f"[green]done[/] in {time.perf_counter() - started:.1f} s — run {result.run_id}\n"
+        f"[green]done[/] in {time.perf_counter() - started:.1f} s — Dagster run {result.run_id}\n"
         f"Next:\n"
-        f"  make dev                       Dagster UI on http://127.0.0.1:3000 (runs, lineage)\n"
-        f'  .venv/bin/revisit query "SELECT * FROM marts.dim_customers LIMIT 10"\n'
-        f"  .venv/bin/revisit doctor       versions, DSNs, warehouse status"
+        f"  make dev      Dagster UI on http://127.0.0.1:3000 (this run, lineage, checks)\n"
+        f'  .venv/bin/revisit query "SELECT segment, count() FROM marts.customer_rfm '
+        f'GROUP BY segment"\n'
+        f"  .venv/bin/revisit doctor      versions, DSNs, warehouse status"
     )

@@ -73,7 +73,7 @@ RAW_TABLES: dict[str, tuple[str, str]] = {
         phone_e164 String,
         phone_raw String,
         full_name String,
-        birthday Nullable(Date),
+        birthday Nullable(Date32),
         gender LowCardinality(String),
         consent_marketing Bool,
         created_at DateTime64(3, 'UTC'),

@@ -1,9 +1,10 @@
 """Every dbt model is an asset (group = its folder), every dbt test an asset check."""
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey
+from dagster import AssetExecutionContext, AssetKey, Config
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.resources import WarehouseResource
@@ -46,16 +47,27 @@ def dbt_resource() -> DbtCliResource:
     )
 
 
+class DbtBuildConfig(Config):
+    as_of_date: str = ""
+    """Date the marts are computed as of (YYYY-MM-DD); empty means today (UTC)."""
+
+
 @dbt_assets(
     manifest=ensure_manifest(SETTINGS),
     project=DBT_PROJECT,
     dagster_dbt_translator=RevisitTranslator(),
 )
 def dbt_models(
-    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    context: AssetExecutionContext,
+    config: DbtBuildConfig,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
 ) -> Iterator[Any]:
     """`dbt build` of the selected models: models, seeds and their tests."""
     with warehouse.get_client():
         pass  # creates the raw tables the sources point at; closed before dbt opens it
     with dbt_environment(SETTINGS):
-        yield from dbt.cli(["build"], context=context).stream()
+        args = ["build"]
+        if config.as_of_date:
+            args += ["--vars", json.dumps({"as_of_date": config.as_of_date})]
+        yield from dbt.cli(args, context=context).stream()

@@ -6,6 +6,7 @@ preview, and one asset check per table on its quarantine rate.
 """
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -16,6 +17,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
+    Config,
     MaterializeResult,
     MetadataValue,
     multi_asset,
@@ -141,4 +143,39 @@ def partner_feeds(context: AssetExecutionContext, warehouse: WarehouseResource) 
         yield from report(client, "partner_events", events, [str(e) for e in errors])
 
 
-INGESTION_ASSETS = [messenger_events, message_sends, partner_feeds]
+CRM_TABLES = {
+    "crm_businesses": "Businesses: kind, country, IANA time zone, currency.",
+    "crm_locations": "Locations of each business.",
+    "crm_services": "Services and list prices.",
+    "crm_customers": "Customers per business; phones normalised to E.164.",
+    "crm_appointments": "Appointments of every status, future ones included.",
+}
+
+
+class CrmConfig(Config):
+    api_url: str = ""
+    """CRM API base URL; empty means the settings' REVISIT_CRM_API_URL."""
+
+
+@multi_asset(
+    specs=[raw_spec(table, text) for table, text in CRM_TABLES.items()],
+    check_specs=[quarantine_check(table) for table in CRM_TABLES],
+)
+def crm(context: AssetExecutionContext, config: CrmConfig, warehouse: WarehouseResource) -> Any:
+    """The CRM REST API (incremental by cursor) and the businesses' file drops."""
+    from ingestion.crm import load_crm_exports, sync_crm_api
+    from ingestion.crm.files import entity_of
+
+    exports = SETTINGS.source_dir / "crm" / "exports"
+    with warehouse.get_client() as client:
+        results = sync_crm_api(client, SETTINGS, base_url=config.api_url or None)
+        file_results, errors = load_crm_exports(client, exports) if exports.exists() else ([], [])
+        results += file_results
+        for table in CRM_TABLES:
+            yield from report(
+                client, table, [r for r in results if r.table == table],
+                [str(e) for e in errors if f"crm_{entity_of(Path(e.path))}" == table],
+            )  # fmt: skip
+
+
+INGESTION_ASSETS = [crm, messenger_events, message_sends, partner_feeds]

@@ -30,7 +30,7 @@ customers as (
 upcoming as (
     select business_id, customer_id, min(scheduled_at) as next_appointment_at
     from {{ ref('int_appointments') }}
-    where status = 'scheduled' and scheduled_at >= now64(3, 'UTC')
+    where status = 'scheduled' and scheduled_at >= {{ as_of_end() }}
     group by business_id, customer_id
 ),
 

@@ -1,0 +1,134 @@
+"""Appointment CSV drops → validation → embedded ClickHouse, rows/s end to end.
+
+Generates its own files (numpy + pyarrow, UTF-8 with BOM, SOURCES.md header), then per
+run loads them with `load_crm_exports` into a fresh embedded warehouse and times it.
+Also measures, on one prepared batch, the vectorised suite vs Great Expectations.
+
+    .venv/bin/python -m benchmarks.bench_file_ingestion --rows 10000000 --files 10 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+import warehouse
+from ingestion.crm import load_crm_exports
+from ingestion.crm.files import read_csv
+from ingestion.crm.mapping import load_field_map, prepare
+from ingestion.quality import validate
+
+
+def write_appointments(path: Path, rows: int, offset: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ids = np.arange(offset, offset + rows)
+    start = 1_700_000_000_000 + rng.integers(0, 86_400_000 * 365, rows)
+    status = np.array(["completed", "scheduled", "cancelled", "no_show"])[
+        rng.choice(4, rows, p=[0.7, 0.1, 0.15, 0.05])
+    ]
+    cents = rng.integers(50_000, 500_000, rows)
+    text = np.char.add(
+        np.char.add((cents // 100).astype(str), "."), np.char.zfill((cents % 100).astype(str), 2)
+    )
+    amount = pa.compute.if_else(pa.array(status == "completed"), pa.array(text), None)
+    ts = pa.array(start, pa.timestamp("ms", "UTC"))
+    table = pa.table(
+        {
+            "id": pa.compute.binary_join_element_wise("a", pa.array(ids.astype(str)), ""),
+            "business_id": pa.array(np.array(["b1", "b2", "b3"])[ids % 3]),
+            "client_id": pa.array(np.char.add("c", (ids % 200_003).astype(str))),
+            "location_id": pa.array(np.array(["l1", "l2"])[ids % 2]),
+            "service_id": pa.array(np.char.add("s", (ids % 40).astype(str))),
+            "status": pa.array(status),
+            "start_at": pa.compute.strftime(ts, format="%Y-%m-%dT%H:%M:%S.000Z"),
+            "amount": amount,
+            "currency": pa.array(np.full(rows, "RUB")),
+            "promo_offer_id": pa.nulls(rows, pa.string()),
+            "created_at": pa.compute.strftime(ts, format="%Y-%m-%dT%H:%M:%S.000Z"),
+            "updated_at": pa.compute.strftime(ts, format="%Y-%m-%dT%H:%M:%S.000Z"),
+        }
+    )
+    with path.open("wb") as handle:
+        handle.write("\ufeff".encode())
+        pacsv.write_csv(table, handle, pacsv.WriteOptions(quoting_style="needed"))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--files", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench_files_"))
+    try:
+        exports = work / "exports" / "b1"
+        exports.mkdir(parents=True)
+        per_file = args.rows // args.files
+        for k in range(args.files):
+            write_appointments(exports / f"appointments_{k:04d}.csv", per_file, k * per_file, k)
+        total = per_file * args.files
+        size_mb = sum(p.stat().st_size for p in exports.iterdir()) / 2**20
+        timings = []
+        for run in range(args.runs):
+            dsn = f"chdb://{work / f'wh{run}'}"
+            with warehouse.connect(dsn) as client:
+                start = time.perf_counter()
+                results, errors = load_crm_exports(client, work / "exports")
+                timings.append(time.perf_counter() - start)
+                loaded = sum(r.rows_loaded for r in results)
+                assert not errors and loaded == total, (errors, loaded, total)
+            shutil.rmtree(work / f"wh{run}")
+        # Validation cost on one file: vectorised suite vs Great Expectations.
+        entity_map = load_field_map().entity("appointments")
+        first = exports / "appointments_0000.csv"
+        start = time.perf_counter()
+        frame = read_csv(first, entity_map, {})
+        read_s = time.perf_counter() - start
+        import pandas as pd
+
+        prepared = prepare(
+            entity_map, frame, source_kind="bench", row_ref=pd.Series(np.arange(len(frame)))
+        )
+        engines = {}
+        for engine in ("pandas", "gx"):
+            start = time.perf_counter()
+            validate(prepared.frame, "crm_appointments", source="bench", engine=engine)
+            engines[engine] = time.perf_counter() - start
+        median = statistics.median(timings)
+        result = {
+            "bench": "file_ingestion",
+            "rows": total,
+            "files": args.files,
+            "csv_mb": round(size_mb, 1),
+            "runs": args.runs,
+            "median_s": round(median, 3),
+            "rows_per_s": round(total / median),
+            "target_rows_per_s": 1_000_000,
+            "one_file_rows": len(frame),
+            "one_file_read_s": round(read_s, 3),
+            "suite_pandas_s": round(engines["pandas"], 3),
+            "suite_gx_s": round(engines["gx"], 3),
+            "gx_over_pandas": round(engines["gx"] / engines["pandas"], 1),
+            "cpu_count": os.cpu_count(),
+            "mem_total_gb": round(
+                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
+            ),
+        }
+        print(json.dumps(result))
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

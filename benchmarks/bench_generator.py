@@ -1,0 +1,68 @@
+"""Benchmark of the synthetic ecosystem generator (`ingestion.synthetic.generate`).
+
+    python -m benchmarks.bench_generator --customers 100000 --runs 3
+
+Prints one JSON line: median/min seconds over the runs, appointment and file volumes,
+throughput, a linear extrapolation to the `bench` scale (1M customers) and the machine
+size. Output goes to a temporary directory that is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from ingestion.synthetic import SCALES, generate
+
+
+def _total_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    times: list[float] = []
+    manifest: dict = {}
+    size = 0
+    for _ in range(args.runs):
+        with tempfile.TemporaryDirectory(prefix="bench_gen_") as tmp:
+            out = Path(tmp) / "src"
+            t0 = time.perf_counter()
+            manifest = generate(out, customers=args.customers, seed=args.seed)
+            times.append(time.perf_counter() - t0)
+            size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    median = statistics.median(times)
+    appts = manifest["counts"]["appointments"]
+    result = {
+        "benchmark": "generator",
+        "customers": args.customers,
+        "runs": args.runs,
+        "median_s": round(median, 3),
+        "min_s": round(min(times), 3),
+        "appointments": appts,
+        "api_appointment_lines": manifest["files"]["crm/api/appointments.jsonl"]["rows"],
+        "sends": manifest["counts"]["sends"],
+        "output_bytes": size,
+        "appointments_per_s": round(appts / median),
+        "extrapolated_bench_s": round(median * SCALES["bench"] / args.customers, 1),
+        "cpu_count": os.cpu_count(),
+        "memory_total_bytes": _total_memory_bytes(),
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

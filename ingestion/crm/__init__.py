@@ -1,0 +1,24 @@
+"""CRM connectors: REST API (incremental, cursor-based), file drops, the stand-in server.
+
+Public entry points (no Dagster here; `orchestration` wires them):
+- `sync_crm_api(client, settings, base_url=None, token=None, ...) -> list[LoadResult]`
+- `load_crm_exports(client, exports_dir, ...) -> (list[LoadResult], list[FileError])`
+- `ingestion.crm.standin.serve_in_background(src_dir, token=...)` for tests and the demo.
+"""
+
+from ingestion.crm.api import CrmApiClient, sync_crm_api
+from ingestion.crm.cursors import CursorStore
+from ingestion.crm.files import FileError, load_crm_exports
+from ingestion.crm.mapping import ENTITIES, FieldMap, MappingError, load_field_map
+
+__all__ = [
+    "ENTITIES",
+    "CrmApiClient",
+    "CursorStore",
+    "FieldMap",
+    "FileError",
+    "MappingError",
+    "load_crm_exports",
+    "load_field_map",
+    "sync_crm_api",
+]

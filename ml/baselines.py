@@ -1,0 +1,107 @@
+"""Baselines the model must beat, scored on exactly the model's examples.
+
+Each baseline has `fit(train)` on training examples (features frame with labels, as
+`ml.features.build_features` returns) and `predict(frame, horizon_days)` → probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from ml import bgnbd
+from ml.features import LABEL
+
+
+@dataclass
+class RecencyBaseline:
+    """Recency alone: a logistic regression on log(1 + days since the last visit)."""
+
+    model: LogisticRegression = field(default_factory=LogisticRegression)
+
+    @staticmethod
+    def _x(frame: pd.DataFrame) -> np.ndarray:
+        return np.log1p(frame["days_since_last_visit"].to_numpy(float)).reshape(-1, 1)
+
+    def fit(self, train: pd.DataFrame) -> RecencyBaseline:
+        self.model.fit(self._x(train), train[LABEL].to_numpy(int))
+        return self
+
+    def predict(self, frame: pd.DataFrame, horizon_days: int | None = None) -> np.ndarray:
+        return self.model.predict_proba(self._x(frame))[:, 1]
+
+
+@dataclass
+class RFMCellBaseline:
+    """The historical revisit rate of the customer's RFM cell in the training examples.
+
+    Rates are shrunk toward the overall rate with `prior_weight` pseudo-examples, and a
+    cell never seen in training gets the overall rate.
+    """
+
+    prior_weight: float = 20.0
+    rates: dict[str, float] = field(default_factory=dict)
+    overall: float = 0.0
+
+    def fit(self, train: pd.DataFrame) -> RFMCellBaseline:
+        y = train[LABEL].astype(float)
+        self.overall = float(y.mean())
+        grouped = y.groupby(train["rfm_cell"]).agg(["sum", "count"])
+        shrunk = (grouped["sum"] + self.prior_weight * self.overall) / (
+            grouped["count"] + self.prior_weight
+        )
+        self.rates = {str(k): float(v) for k, v in shrunk.items()}
+        return self
+
+    def predict(self, frame: pd.DataFrame, horizon_days: int | None = None) -> np.ndarray:
+        return frame["rfm_cell"].map(self.rates).fillna(self.overall).to_numpy(float)
+
+
+@dataclass
+class BGNBDBaseline:
+    """BG/NBD fitted at each cutoff on the history before it (its calibration period).
+
+    One fit per business with at least `min_customers` customers at that cutoff, one
+    pooled fit for the rest. Needs no labels, so `fit` does nothing; the fits of the last
+    `predict` are kept in `params` for reporting.
+    """
+
+    min_customers: int = 300
+    params: dict[str, bgnbd.BGNBDParams] = field(default_factory=dict)
+
+    def fit(self, train: pd.DataFrame) -> BGNBDBaseline:
+        return self
+
+    def predict(self, frame: pd.DataFrame, horizon_days: int | None = 30) -> np.ndarray:
+        horizon = 30 if horizon_days is None else horizon_days
+        out = np.zeros(len(frame))
+        positions = np.arange(len(frame))
+        groups = frame.groupby(["cutoff", "business_id"], sort=False).indices
+        pooled: dict[object, list[np.ndarray]] = {}
+        for (cutoff, business), idx in groups.items():
+            if len(idx) >= self.min_customers:
+                out[idx] = self._fit_predict(frame, idx, horizon, f"{cutoff:%Y-%m-%d}/{business}")
+            else:
+                pooled.setdefault(cutoff, []).append(positions[idx])
+        for cutoff, parts in pooled.items():
+            idx = np.concatenate(parts)
+            out[idx] = self._fit_predict(frame, idx, horizon, f"{cutoff:%Y-%m-%d}/pooled")
+        return out
+
+    def _fit_predict(
+        self, frame: pd.DataFrame, idx: np.ndarray, horizon: int, key: str
+    ) -> np.ndarray:
+        x = frame["bg_x"].to_numpy(float)[idx]
+        t_x = frame["bg_t_x"].to_numpy(float)[idx]
+        T = frame["bg_T"].to_numpy(float)[idx]
+        params = bgnbd.fit_bgnbd(x, t_x, T)
+        self.params[key] = params
+        return bgnbd.prob_purchase_within(params, x, t_x, T, horizon)
+
+
+def all_baselines() -> dict[str, RecencyBaseline | RFMCellBaseline | BGNBDBaseline]:
+    """Fresh instances of every baseline, by report name."""
+    return {"recency": RecencyBaseline(), "rfm_cell": RFMCellBaseline(), "bgnbd": BGNBDBaseline()}

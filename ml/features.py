@@ -1,0 +1,331 @@
+"""Point-in-time features of a (business, customer) pair at a cutoff, computed in ClickHouse.
+
+One feature implementation serves training, evaluation, scoring and `revisit ml evaluate`
+(which loads a bare transaction log into the same tables).
+
+Population at cutoff C: every (business_id, customer_id) with at least one completed visit
+with `visited_at < C`. Point-in-time rules — nothing at or after C is visible:
+- visits: `marts.fct_visits` rows with `visited_at < C` (a visit is placed by its scheduled
+  time; an appointment scheduled at/after C is not a visit at C, whatever its status now);
+- appointments: only those created before C; their status is the latest version updated
+  before C when the table still holds one, else "scheduled" (it was created before C and
+  every later change is invisible). An upcoming booking is `created_at < C <= scheduled_at`
+  and not cancelled before C;
+- messages: sent before C; read, reply and opt-out count only when they happened before C;
+- cashback ledger: events before C (per person: `customer_id` is the phone hash);
+- dim_customers: birthday and business kind (slow-changing attributes).
+
+The label (`revisited`) is 1 when the pair has a completed visit in [C, C + H days).
+Every feature is a non-null Float64 (NaN = not defined, e.g. gap statistics of a
+customer with one visit day) except the categorical `business_kind` and `rfm_cell`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from clickhouse_connect.driver.client import Client
+
+ID_COLUMNS = ["cutoff", "business_id", "customer_id"]
+LABEL = "revisited"
+# BG/NBD summary (repeat-visit days x, day of last repeat t_x, age T) for the baseline.
+BGNBD_COLUMNS = ["bg_x", "bg_t_x", "bg_T"]
+CATEGORICAL_FEATURES = ["business_kind", "rfm_cell"]
+NUMERIC_FEATURES = [
+    "days_since_last_visit",
+    "tenure_days",
+    "visits_all",
+    "visits_30",
+    "visits_90",
+    "visits_180",
+    "visits_365",
+    "visit_days_all",
+    "visits_trend_180",
+    "spend_90",
+    "spend_365",
+    "spend_all",
+    "avg_ticket",
+    "offer_visits_365",
+    "locations",
+    "gap_mean",
+    "gap_std",
+    "gap_cv",
+    "last_gap",
+    "recency_gap_ratio",
+    "recency_gap_z",
+    "cancellations_365",
+    "no_shows_365",
+    "upcoming_booking",
+    "days_to_upcoming",
+    "advance_booking_share",
+    "messages_180",
+    "read_rate_180",
+    "reply_rate_180",
+    "opted_out",
+    "days_since_last_message",
+    "cashback_accruals_365",
+    "cashback_accrued_365",
+    "cashback_redemptions_365",
+    "partner_actions_365",
+    "cashback_balance",
+    "days_since_partner_event",
+    "days_to_birthday",
+    "birthday_within_30",
+    "consent_marketing",
+    "r_score",
+    "f_score",
+    "m_score",
+]
+FEATURES = CATEGORICAL_FEATURES + NUMERIC_FEATURES
+
+# {cutoff:DateTime64(3, 'UTC')} and {horizon:UInt32} are server-side query parameters.
+FEATURE_SQL = """
+WITH
+visit_agg AS (
+    SELECT
+        business_id,
+        customer_id,
+        max(visited_at) AS last_visit_at,
+        min(visited_at) AS first_visit_at,
+        count() AS n_all,
+        countIf(visited_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 30 DAY) AS n_30,
+        countIf(visited_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 90 DAY) AS n_90,
+        countIf(visited_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 180 DAY) AS n_180,
+        countIf(visited_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 365 DAY) AS n_365,
+        countIf(visited_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 360 DAY
+            AND visited_at < {cutoff:DateTime64(3, 'UTC')} - INTERVAL 180 DAY) AS n_prev_180,
+        sumIf(toFloat64(amount),
+            visited_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 90 DAY) AS s_90,
+        sumIf(toFloat64(amount),
+            visited_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 365 DAY) AS s_365,
+        sum(toFloat64(amount)) AS s_all,
+        countIf(offer_id IS NOT NULL
+            AND visited_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 365 DAY) AS n_offer_365,
+        uniqExact(location_id) AS n_locations,
+        arraySort(groupUniqArray(toInt64(toRelativeDayNum(visited_at)))) AS days
+    FROM marts.fct_visits FINAL
+    WHERE visited_at < {cutoff:DateTime64(3, 'UTC')}
+    GROUP BY business_id, customer_id
+),
+visits AS (
+    SELECT
+        *,
+        arrayPopFront(arrayDifference(days)) AS gaps,
+        if(length(gaps) > 0, arrayAvg(gaps), nan) AS g_mean,
+        if(length(gaps) > 0,
+            sqrt(arrayAvg(arrayMap(g -> (g - g_mean) * (g - g_mean), gaps))), nan) AS g_std,
+        dateDiff('second', last_visit_at, {cutoff:DateTime64(3, 'UTC')}) / 86400. AS recency
+    FROM visit_agg
+),
+appointment_asof AS (
+    -- The state of each appointment as of the cutoff (see the module docstring).
+    SELECT
+        any(business_id) AS business_id,
+        any(customer_id) AS customer_id,
+        min(created_at) AS created,
+        countIf(updated_at < {cutoff:DateTime64(3, 'UTC')}) > 0 AS known_before,
+        if(known_before,
+            argMaxIf(status, updated_at, updated_at < {cutoff:DateTime64(3, 'UTC')}),
+            'scheduled') AS status_asof,
+        if(known_before,
+            argMaxIf(scheduled_at, updated_at, updated_at < {cutoff:DateTime64(3, 'UTC')}),
+            argMin(scheduled_at, updated_at)) AS scheduled_asof
+    FROM intermediate.int_appointments
+    WHERE created_at < {cutoff:DateTime64(3, 'UTC')}
+    GROUP BY appointment_key
+),
+appointments AS (
+    SELECT
+        business_id,
+        customer_id,
+        countIf(status_asof = 'cancelled'
+            AND scheduled_asof >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 365 DAY) AS n_cancel,
+        countIf(status_asof = 'no_show'
+            AND scheduled_asof >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 365 DAY) AS n_no_show,
+        countIf(scheduled_asof >= {cutoff:DateTime64(3, 'UTC')}
+            AND status_asof != 'cancelled') AS n_upcoming,
+        minIf(scheduled_asof, scheduled_asof >= {cutoff:DateTime64(3, 'UTC')}
+            AND status_asof != 'cancelled') AS next_booking_at,
+        avgIf(dateDiff('second', created, scheduled_asof) >= 86400,
+            scheduled_asof < {cutoff:DateTime64(3, 'UTC')}
+            AND status_asof IN ('completed', 'scheduled')) AS advance_share
+    FROM appointment_asof
+    GROUP BY business_id, customer_id
+),
+messages AS (
+    SELECT
+        business_id,
+        customer_id,
+        countIf(sent_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 180 DAY) AS n_msg_180,
+        countIf(sent_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 180 DAY
+            AND read_at < {cutoff:DateTime64(3, 'UTC')}) AS n_read_180,
+        countIf(sent_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 180 DAY
+            AND replied_at < {cutoff:DateTime64(3, 'UTC')}) AS n_reply_180,
+        countIf(opted_out_at < {cutoff:DateTime64(3, 'UTC')}) > 0 AS has_opted_out,
+        dateDiff('second', max(assumeNotNull(sent_at)), {cutoff:DateTime64(3, 'UTC')})
+            / 86400. AS msg_recency
+    FROM intermediate.int_message_sends
+    WHERE NOT holdout AND sent_at < {cutoff:DateTime64(3, 'UTC')}
+    GROUP BY business_id, customer_id
+),
+ledger AS (
+    SELECT
+        customer_id,
+        countIf(event_type = 'accrual'
+            AND occurred_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 365 DAY) AS n_accrual,
+        sumIf(toFloat64(amount), event_type = 'accrual'
+            AND occurred_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 365 DAY) AS s_accrual,
+        countIf(event_type = 'redemption'
+            AND occurred_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 365 DAY) AS n_redeem,
+        countIf(event_type = 'target_action'
+            AND occurred_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 365 DAY) AS n_action,
+        sum(toFloat64(amount)) AS balance,
+        dateDiff('second', max(occurred_at), {cutoff:DateTime64(3, 'UTC')})
+            / 86400. AS ledger_recency
+    FROM marts.cashback_ledger
+    WHERE occurred_at < {cutoff:DateTime64(3, 'UTC')}
+    GROUP BY customer_id
+),
+customers AS (
+    SELECT
+        business_id,
+        customer_id,
+        any(birthday) AS birthday,
+        any(business_kind) AS kind,
+        any(consent_marketing) AS consent
+    FROM marts.dim_customers
+    GROUP BY business_id, customer_id
+),
+labels AS (
+    SELECT business_id, customer_id, 1 AS hit
+    FROM marts.fct_visits FINAL
+    WHERE visited_at >= {cutoff:DateTime64(3, 'UTC')}
+        AND visited_at < {cutoff:DateTime64(3, 'UTC')} + toIntervalDay({horizon:UInt32})
+    GROUP BY business_id, customer_id
+),
+joined AS (
+    SELECT
+        v.business_id AS business_id,
+        v.customer_id AS customer_id,
+        v.recency AS days_since_last_visit,
+        dateDiff('second', v.first_visit_at, {cutoff:DateTime64(3, 'UTC')}) / 86400.
+            AS tenure_days,
+        toFloat64(v.n_all) AS visits_all,
+        toFloat64(v.n_30) AS visits_30,
+        toFloat64(v.n_90) AS visits_90,
+        toFloat64(v.n_180) AS visits_180,
+        toFloat64(v.n_365) AS visits_365,
+        toFloat64(length(v.days)) AS visit_days_all,
+        toFloat64(v.n_180) - toFloat64(v.n_prev_180) AS visits_trend_180,
+        v.s_90 AS spend_90,
+        v.s_365 AS spend_365,
+        v.s_all AS spend_all,
+        v.s_all / v.n_all AS avg_ticket,
+        toFloat64(v.n_offer_365) AS offer_visits_365,
+        toFloat64(v.n_locations) AS locations,
+        v.g_mean AS gap_mean,
+        v.g_std AS gap_std,
+        v.g_std / greatest(v.g_mean, 1.) AS gap_cv,
+        if(length(v.gaps) > 0, toFloat64(v.gaps[-1]), nan) AS last_gap,
+        v.recency / if(isNaN(v.g_mean), nan, greatest(v.g_mean, 1.)) AS recency_gap_ratio,
+        (v.recency - v.g_mean) / greatest(v.g_std, 1.) AS recency_gap_z,
+        toFloat64(ifNull(a.n_cancel, 0)) AS cancellations_365,
+        toFloat64(ifNull(a.n_no_show, 0)) AS no_shows_365,
+        toFloat64(ifNull(a.n_upcoming, 0) > 0) AS upcoming_booking,
+        if(ifNull(a.n_upcoming, 0) > 0,
+            dateDiff('second', {cutoff:DateTime64(3, 'UTC')}, assumeNotNull(a.next_booking_at))
+                / 86400.,
+            nan) AS days_to_upcoming,
+        ifNull(toFloat64(a.advance_share), nan) AS advance_booking_share,
+        toFloat64(ifNull(m.n_msg_180, 0)) AS messages_180,
+        if(ifNull(m.n_msg_180, 0) > 0, m.n_read_180 / m.n_msg_180, nan) AS read_rate_180,
+        if(ifNull(m.n_msg_180, 0) > 0, m.n_reply_180 / m.n_msg_180, nan) AS reply_rate_180,
+        toFloat64(ifNull(m.has_opted_out, 0)) AS opted_out,
+        ifNull(m.msg_recency, nan) AS days_since_last_message,
+        toFloat64(ifNull(l.n_accrual, 0)) AS cashback_accruals_365,
+        ifNull(l.s_accrual, 0.) AS cashback_accrued_365,
+        toFloat64(ifNull(l.n_redeem, 0)) AS cashback_redemptions_365,
+        toFloat64(ifNull(l.n_action, 0)) AS partner_actions_365,
+        ifNull(l.balance, 0.) AS cashback_balance,
+        ifNull(l.ledger_recency, nan) AS days_since_partner_event,
+        toDate({cutoff:DateTime64(3, 'UTC')}) AS cutoff_day,
+        if(c.birthday IS NULL, nan, toFloat64(dateDiff('day', cutoff_day,
+            if(addYears(assumeNotNull(c.birthday),
+                    toYear(cutoff_day) - toYear(assumeNotNull(c.birthday))) >= cutoff_day,
+                addYears(assumeNotNull(c.birthday),
+                    toYear(cutoff_day) - toYear(assumeNotNull(c.birthday))),
+                addYears(assumeNotNull(c.birthday),
+                    toYear(cutoff_day) - toYear(assumeNotNull(c.birthday)) + 1)))))
+            AS days_to_birthday,
+        if(isNaN(days_to_birthday), nan, toFloat64(days_to_birthday <= 30))
+            AS birthday_within_30,
+        ifNull(toFloat64(c.consent), nan) AS consent_marketing,
+        ifNull(nullIf(toString(c.kind), ''), 'unknown') AS business_kind,
+        toFloat64(length(v.days) - 1) AS bg_x,
+        toFloat64(v.days[-1] - v.days[1]) AS bg_t_x,
+        toFloat64(toRelativeDayNum({cutoff:DateTime64(3, 'UTC')}) - v.days[1]) AS bg_T,
+        toUInt8(ifNull(lb.hit, 0)) AS revisited
+    FROM visits AS v
+    LEFT JOIN appointments AS a
+        ON v.business_id = a.business_id AND v.customer_id = a.customer_id
+    LEFT JOIN messages AS m ON v.business_id = m.business_id AND v.customer_id = m.customer_id
+    LEFT JOIN ledger AS l ON v.customer_id = l.customer_id
+    LEFT JOIN customers AS c ON v.business_id = c.business_id AND v.customer_id = c.customer_id
+    LEFT JOIN labels AS lb ON v.business_id = lb.business_id AND v.customer_id = lb.customer_id
+)
+SELECT
+    {cutoff:DateTime64(3, 'UTC')} AS cutoff,
+    * EXCEPT (cutoff_day),
+    -- RFM terciles per business (3 = best): rank-based so that ties share a tercile.
+    toFloat64(1 + intDiv(3 * (rank() OVER (PARTITION BY business_id
+        ORDER BY days_since_last_visit DESC) - 1), count() OVER (PARTITION BY business_id)))
+        AS r_score,
+    toFloat64(1 + intDiv(3 * (rank() OVER (PARTITION BY business_id
+        ORDER BY visits_365 ASC) - 1), count() OVER (PARTITION BY business_id))) AS f_score,
+    toFloat64(1 + intDiv(3 * (rank() OVER (PARTITION BY business_id
+        ORDER BY spend_365 ASC) - 1), count() OVER (PARTITION BY business_id))) AS m_score,
+    concat(toString(toUInt8(r_score)), toString(toUInt8(f_score)), toString(toUInt8(m_score)))
+        AS rfm_cell
+FROM joined
+ORDER BY business_id, customer_id
+SETTINGS join_use_nulls = 1
+"""
+
+
+def as_cutoff(value: dt.date | dt.datetime | str | pd.Timestamp) -> pd.Timestamp:
+    """A cutoff as a UTC timestamp; a date means 00:00 UTC of that day."""
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def build_features(
+    client: Client, cutoffs: Sequence[dt.date | dt.datetime | str], horizon_days: int = 30
+) -> pd.DataFrame:
+    """Features (and the label for `horizon_days`) for every cutoff, stacked.
+
+    Returns one row per (cutoff, business_id, customer_id): ID_COLUMNS, FEATURES,
+    BGNBD_COLUMNS and LABEL. Rows of a cutoff whose label window reaches past the data
+    simply have `revisited = 0` where nothing is known yet — callers choose cutoffs whose
+    window is complete when they need labels.
+    """
+    frames = []
+    for cutoff in cutoffs:
+        ts = as_cutoff(cutoff)
+        frame = client.query_df(
+            FEATURE_SQL,
+            parameters={"cutoff": ts.to_pydatetime(), "horizon": int(horizon_days)},
+        )
+        frame["cutoff"] = ts
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if frame.empty:
+        return pd.DataFrame(columns=ID_COLUMNS + FEATURES + BGNBD_COLUMNS + [LABEL])
+    for column in NUMERIC_FEATURES + BGNBD_COLUMNS:
+        frame[column] = frame[column].astype(np.float64)
+    for column in CATEGORICAL_FEATURES + ["business_id", "customer_id"]:
+        frame[column] = frame[column].astype(str)
+    frame[LABEL] = frame[LABEL].astype(np.int8)
+    return frame[ID_COLUMNS + FEATURES + BGNBD_COLUMNS + [LABEL]]

@@ -1,0 +1,334 @@
+"""Training and evaluation of the revisit model on rolling historical cutoffs.
+
+Time layout for an evaluation cutoff E and horizon H (step S, default S = H):
+
+    train cutoffs  V−S·n … V−S   (labels end by V: nothing of the tuning period leaks in)
+    tuning cutoff  V = E − H     (hyper-parameters, number of trees, calibration)
+    held-out       E             (every metric, and the promotion comparison)
+
+The model is a scikit-learn pipeline (ordinal-encoded categoricals → histogram gradient
+boosting) wrapped in a probability calibration fitted on the tuning cutoff. Everything
+tuned is tuned on the tuning cutoff only; the held-out cutoff is touched once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from clickhouse_connect.driver.client import Client
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.metrics import log_loss
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
+
+from ml.baselines import all_baselines
+from ml.features import (
+    CATEGORICAL_FEATURES,
+    FEATURES,
+    ID_COLUMNS,
+    LABEL,
+    NUMERIC_FEATURES,
+    as_cutoff,
+    build_features,
+)
+from ml.metrics import score_metrics
+
+DEFAULT_GRID: tuple[dict[str, Any], ...] = (
+    {"learning_rate": 0.05, "max_leaf_nodes": 31, "min_samples_leaf": 100, "l2_regularization": 1.0},
+    {"learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 50, "l2_regularization": 0.0},
+)
+
+
+class TrainingError(ValueError):
+    """The data cannot support training (too little history, one class only, …)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Knobs of a training run; the defaults suit the 1M-customer ecosystem on 2 cores."""
+
+    horizon_days: int = 30
+    n_train_cutoffs: int = 4
+    cutoff_step_days: int | None = None  # None: the horizon (non-overlapping label windows)
+    max_train_rows: int = 1_000_000
+    tune_rows: int = 200_000
+    max_iter: int = 300
+    param_grid: tuple[dict[str, Any], ...] = DEFAULT_GRID
+    calibration: str = "sigmoid"  # monotone, so calibration never changes the ranking
+    reason_features: int = 8
+    min_examples_per_cutoff: int = 20
+    random_state: int = 0
+
+
+@dataclass(frozen=True)
+class CutoffPlan:
+    """Which cutoffs play which role."""
+
+    train: list[pd.Timestamp]
+    tuning: pd.Timestamp
+    evaluation: pd.Timestamp
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "train": [f"{c:%Y-%m-%d}" for c in self.train],
+            "tuning": f"{self.tuning:%Y-%m-%d}",
+            "evaluation": f"{self.evaluation:%Y-%m-%d}",
+        }
+
+
+def plan_cutoffs(evaluation: dt.date | str | pd.Timestamp, config: TrainConfig) -> CutoffPlan:
+    """The rolling cutoffs for a held-out evaluation cutoff (see the module docstring)."""
+    e = as_cutoff(evaluation)
+    h = pd.Timedelta(days=config.horizon_days)
+    step = pd.Timedelta(days=config.cutoff_step_days or config.horizon_days)
+    tuning = e - h
+    train = [tuning - step * k for k in range(config.n_train_cutoffs, 0, -1)]
+    return CutoffPlan(train=train, tuning=tuning, evaluation=e)
+
+
+def _pipeline(params: dict[str, Any], max_iter: int, random_state: int) -> Pipeline:
+    encoder = ColumnTransformer(
+        [
+            (
+                "categorical",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
+                ),
+                CATEGORICAL_FEATURES,
+            ),
+            ("numeric", "passthrough", NUMERIC_FEATURES),
+        ],
+        verbose_feature_names_out=False,
+    )
+    mask = [True] * len(CATEGORICAL_FEATURES) + [False] * len(NUMERIC_FEATURES)
+    booster = HistGradientBoostingClassifier(
+        max_iter=max_iter,
+        early_stopping=False,  # its own split is random, not time-based: tune below instead
+        categorical_features=mask,
+        random_state=random_state,
+        **params,
+    )
+    return Pipeline([("encode", encoder), ("boost", booster)])
+
+
+def _sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
+
+
+@dataclass
+class RevisitModel:
+    """A fitted, calibrated revisit model and what scoring needs to use it."""
+
+    estimator: CalibratedClassifierCV
+    horizon_days: int
+    features: list[str]
+    reference: dict[str, Any]
+    reason_features: list[str]
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """P(revisit within the horizon) for feature rows (`ml.features.build_features`)."""
+        if frame.empty:
+            return np.zeros(0)
+        return self.estimator.predict_proba(frame[self.features])[:, 1]
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Per row and reason feature: p − p(with that feature set to its reference).
+
+        An occlusion estimate: positive means the customer's value of the feature raises
+        the probability compared with a typical customer.
+        """
+        base = self.predict(frame)
+        out = {}
+        for name in self.reason_features:
+            changed = frame[self.features].copy()
+            changed[name] = self.reference[name]
+            out[name] = base - self.estimator.predict_proba(changed)[:, 1]
+        return pd.DataFrame(out, index=frame.index)
+
+    def reason_codes(self, frame: pd.DataFrame, top: int = 3, min_effect: float = 0.005):
+        """Top contributing features per row as `feature:+` / `feature:-` strings."""
+        if frame.empty:
+            return []
+        contrib = self.contributions(frame)
+        values = contrib.to_numpy()
+        names = np.array(contrib.columns)
+        order = np.argsort(-np.abs(values), axis=1)[:, :top]
+        codes = []
+        for row, idx in zip(values, order, strict=True):
+            codes.append(
+                [
+                    f"{names[i]}:{'+' if row[i] > 0 else '-'}"
+                    for i in idx
+                    if abs(row[i]) >= min_effect
+                ]
+            )
+        return codes
+
+
+def _reference_values(train: pd.DataFrame) -> dict[str, Any]:
+    ref: dict[str, Any] = {}
+    for name in NUMERIC_FEATURES:
+        values = train[name].to_numpy(float)
+        ref[name] = float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
+    for name in CATEGORICAL_FEATURES:
+        ref[name] = str(train[name].mode().iloc[0]) if len(train) else ""
+    return ref
+
+
+def fit_model(
+    train: pd.DataFrame, tuning: pd.DataFrame, config: TrainConfig
+) -> tuple[RevisitModel, dict[str, Any]]:
+    """Tune on `tuning` (grid × number of trees by log loss), fit, calibrate on `tuning`."""
+    for name, part in (("training", train), ("tuning", tuning)):
+        if part[LABEL].nunique() < 2:
+            raise TrainingError(
+                f"The {name} examples have a single outcome ({len(part)} rows); "
+                "more history or a different horizon is needed."
+            )
+    seed = config.random_state
+    tune_train = _sample(train, config.tune_rows, seed)
+    tune_valid = _sample(tuning, config.tune_rows, seed + 1)
+    y_valid = tune_valid[LABEL].to_numpy(int)
+    trials = []
+    for i, params in enumerate(config.param_grid):
+        pipe = _pipeline(params, config.max_iter, seed)
+        pipe.fit(tune_train[FEATURES], tune_train[LABEL].to_numpy(int))
+        encoded = pipe.named_steps["encode"].transform(tune_valid[FEATURES])
+        losses = [
+            log_loss(y_valid, np.clip(p[:, 1], 1e-6, 1 - 1e-6), labels=[0, 1])
+            for p in pipe.named_steps["boost"].staged_predict_proba(encoded)
+        ]
+        best = int(np.argmin(losses))
+        trials.append({"grid_index": i, "params": params, "n_iter": best + 1, "log_loss": losses[best]})
+    chosen = min(trials, key=lambda t: t["log_loss"])
+
+    fit_rows = _sample(train, config.max_train_rows, seed + 2)
+    pipe = _pipeline(chosen["params"], chosen["n_iter"], seed)
+    pipe.fit(fit_rows[FEATURES], fit_rows[LABEL].to_numpy(int))
+    calibrated = CalibratedClassifierCV(FrozenEstimator(pipe), method=config.calibration)
+    calibrated.fit(tuning[FEATURES], tuning[LABEL].to_numpy(int))
+
+    reference = _reference_values(fit_rows)
+    model = RevisitModel(calibrated, config.horizon_days, list(FEATURES), reference, [])
+    # Reason features: the ones whose occlusion moves predictions most on tuning rows.
+    model.reason_features = list(FEATURES)
+    sample = _sample(tuning, 3_000, seed + 3)
+    effect = model.contributions(sample).abs().mean().sort_values(ascending=False)
+    model.reason_features = [str(n) for n in effect.index[: config.reason_features]]
+    info = {
+        "trials": trials,
+        "chosen": chosen,
+        "train_rows_used": len(fit_rows),
+        "feature_effects": {str(k): round(float(v), 5) for k, v in effect.items()},
+    }
+    return model, info
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of the training examples (ids, features, labels), order-independent."""
+    cols = ID_COLUMNS + FEATURES + [LABEL]
+    ordered = frame[cols].sort_values(["cutoff", "business_id", "customer_id"])
+    hashed = pd.util.hash_pandas_object(ordered, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+@dataclass
+class TrainingRun:
+    """The outcome of `train_and_evaluate`."""
+
+    model: RevisitModel
+    plan: CutoffPlan
+    config: TrainConfig
+    metrics: dict[str, dict[str, float]]  # "model" and each baseline → score_metrics
+    tuning: dict[str, Any]
+    data_fingerprint: str
+    rows: dict[str, int]
+    evaluation: pd.DataFrame  # held-out ids, label and every score column
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def report(self) -> dict[str, Any]:
+        """JSON-ready summary: cutoffs, sizes, metrics of the model and each baseline."""
+        return {
+            "horizon_days": self.config.horizon_days,
+            "cutoffs": self.plan.as_dict(),
+            "rows": self.rows,
+            "model": self.metrics["model"],
+            "baselines": {k: v for k, v in self.metrics.items() if k != "model"},
+            "tuning": self.tuning["chosen"],
+            "data_fingerprint": self.data_fingerprint,
+            "seconds": self.seconds,
+        }
+
+
+def train_and_evaluate(
+    client: Client,
+    evaluation_cutoff: dt.date | str | pd.Timestamp,
+    config: TrainConfig | None = None,
+) -> TrainingRun:
+    """Build features for the plan's cutoffs, fit and calibrate, score model and baselines.
+
+    The data must cover `evaluation_cutoff + horizon` for the held-out labels. Training
+    cutoffs with fewer than `min_examples_per_cutoff` examples (before the data starts)
+    are dropped; at least one must remain.
+    """
+    config = config or TrainConfig()
+    plan = plan_cutoffs(evaluation_cutoff, config)
+    t0 = time.perf_counter()
+    frame = build_features(
+        client, [*plan.train, plan.tuning, plan.evaluation], config.horizon_days
+    )
+    t_features = time.perf_counter() - t0
+    counts = frame.groupby("cutoff").size()
+    kept = [c for c in plan.train if counts.get(c, 0) >= config.min_examples_per_cutoff]
+    if not kept:
+        raise TrainingError(
+            f"No training cutoff before {plan.tuning:%Y-%m-%d} has at least "
+            f"{config.min_examples_per_cutoff} customers with a visit: the history is too short "
+            f"for horizon {config.horizon_days} days."
+        )
+    plan = CutoffPlan(train=kept, tuning=plan.tuning, evaluation=plan.evaluation)
+    train = frame[frame["cutoff"].isin(kept)].reset_index(drop=True)
+    tuning = frame[frame["cutoff"] == plan.tuning].reset_index(drop=True)
+    held_out = frame[frame["cutoff"] == plan.evaluation].reset_index(drop=True)
+    if held_out.empty:
+        raise TrainingError(f"No customer has a visit before {plan.evaluation:%Y-%m-%d}.")
+
+    t1 = time.perf_counter()
+    model, tuning_info = fit_model(train, tuning, config)
+    t_fit = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    y = held_out[LABEL].to_numpy(int)
+    evaluation = held_out[ID_COLUMNS + [LABEL]].copy()
+    evaluation["model"] = model.predict(held_out)
+    metrics = {"model": score_metrics(y, evaluation["model"])}
+    for name, baseline in all_baselines().items():
+        evaluation[name] = baseline.fit(train).predict(held_out, config.horizon_days)
+        metrics[name] = score_metrics(y, evaluation[name])
+    t_eval = time.perf_counter() - t2
+    return TrainingRun(
+        model=model,
+        plan=plan,
+        config=config,
+        metrics=metrics,
+        tuning=tuning_info,
+        data_fingerprint=fingerprint(train),
+        rows={"train": len(train), "tuning": len(tuning), "evaluation": len(held_out)},
+        evaluation=evaluation,
+        seconds={
+            "features": round(t_features, 2),
+            "fit": round(t_fit, 2),
+            "evaluate": round(t_eval, 2),
+        },
+    )

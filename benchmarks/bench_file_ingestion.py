@@ -50,12 +50,12 @@ def write_appointments(path: Path, rows: int, offset: int, seed: int) -> None:
             "location_id": pa.array(np.array(["l1", "l2"])[ids % 2]),
             "service_id": pa.array(np.char.add("s", (ids % 40).astype(str))),
             "status": pa.array(status),
-            "start_at": pa.compute.strftime(ts, format="%Y-%m-%dT%H:%M:%S.000Z"),
+            "start_at": pa.compute.strftime(ts, format="%Y-%m-%dT%H:%M:%SZ"),
             "amount": amount,
             "currency": pa.array(np.full(rows, "RUB")),
             "promo_offer_id": pa.nulls(rows, pa.string()),
-            "created_at": pa.compute.strftime(ts, format="%Y-%m-%dT%H:%M:%S.000Z"),
-            "updated_at": pa.compute.strftime(ts, format="%Y-%m-%dT%H:%M:%S.000Z"),
+            "created_at": pa.compute.strftime(ts, format="%Y-%m-%dT%H:%M:%SZ"),
+            "updated_at": pa.compute.strftime(ts, format="%Y-%m-%dT%H:%M:%SZ"),
         }
     )
     with path.open("wb") as handle:

@@ -143,7 +143,9 @@ def _numeric(column: pd.Series) -> pd.Series:
     """Numbers for range checks; Decimal and arrow decimals compare exactly enough as
     float64 against the declared (integer) bounds. Non-numbers become NaN → fail."""
     if isinstance(column.dtype, pd.ArrowDtype) and pa.types.is_decimal(column.dtype.pyarrow_dtype):
-        return column.astype("float64")
+        # Through arrow's cast (pandas' astype goes via Python Decimal objects: 10× slower).
+        as_float = pa.array(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
+        return pd.Series(as_float, index=column.index)
     return pd.to_numeric(column, errors="coerce")
 
 

@@ -32,9 +32,7 @@ class BGNBDParams:
     mean_log_likelihood: float
 
 
-def log_likelihood(
-    params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
-) -> np.ndarray:
+def log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
     """Per-customer BG/NBD log-likelihood; params = (r, α, a, b), times in weeks."""
     r, alpha, a, b = params
     a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
@@ -103,7 +101,6 @@ def expected_purchases(
     """E[purchases in (T, T+H]] (Fader et al. eq. 10, via the Gauss hypergeometric 2F1)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     x = np.asarray(x, float)
-    t_x = np.asarray(t_x_days, float) / WEEK
     T = np.asarray(T_days, float) / WEEK
     h = float(horizon_days) / WEEK
     z = h / (alpha + T + h)
@@ -119,5 +116,7 @@ def prob_purchase_within(
     x = np.asarray(x, float)
     T = np.asarray(T_days, float) / WEEK
     h = float(horizon_days) / WEEK
-    none_if_alive = np.exp((params.r + x) * (np.log(params.alpha + T) - np.log(params.alpha + T + h)))
+    none_if_alive = np.exp(
+        (params.r + x) * (np.log(params.alpha + T) - np.log(params.alpha + T + h))
+    )
     return p_alive(params, x, t_x_days, T_days) * (1.0 - none_if_alive)

@@ -10,7 +10,9 @@ with `visited_at < C`. Point-in-time rules — nothing at or after C is visible:
 - appointments: only those created before C; their status is the latest version updated
   before C when the table still holds one, else "scheduled" (it was created before C and
   every later change is invisible). An upcoming booking is `created_at < C <= scheduled_at`
-  and not cancelled before C;
+  and not cancelled before C. Limitation: where only the latest version of an appointment
+  is kept (dbt FINAL), an appointment whose pre-C state was cancelled/no-show and that is
+  changed again after C falls back to "scheduled" as of C;
 - messages: sent before C; read, reply and opt-out count only when they happened before C;
 - cashback ledger: events before C (per person: `customer_id` is the phone hash);
 - dim_customers: birthday and business kind (slow-changing attributes).
@@ -325,7 +327,7 @@ def build_features(
         return pd.DataFrame(columns=ID_COLUMNS + FEATURES + BGNBD_COLUMNS + [LABEL])
     for column in NUMERIC_FEATURES + BGNBD_COLUMNS:
         frame[column] = frame[column].astype(np.float64)
-    for column in CATEGORICAL_FEATURES + ["business_id", "customer_id"]:
+    for column in [*CATEGORICAL_FEATURES, "business_id", "customer_id"]:
         frame[column] = frame[column].astype(str)
     frame[LABEL] = frame[LABEL].astype(np.int8)
     return frame[ID_COLUMNS + FEATURES + BGNBD_COLUMNS + [LABEL]]

@@ -37,7 +37,7 @@ def score_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     overall = float(y.mean()) if len(y) else float("nan")
     top = top_decile_rate(y, p) if len(y) else float("nan")
     return {
-        "n": int(len(y)),
+        "n": len(y),
         "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
         "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
         "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"),

@@ -29,6 +29,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
+from threadpoolctl import threadpool_limits
 
 from ml.baselines import all_baselines
 from ml.features import (
@@ -43,7 +44,12 @@ from ml.features import (
 from ml.metrics import score_metrics
 
 DEFAULT_GRID: tuple[dict[str, Any], ...] = (
-    {"learning_rate": 0.05, "max_leaf_nodes": 31, "min_samples_leaf": 100, "l2_regularization": 1.0},
+    {
+        "learning_rate": 0.05,
+        "max_leaf_nodes": 31,
+        "min_samples_leaf": 100,
+        "l2_regularization": 1.0,
+    },
     {"learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 50, "l2_regularization": 0.0},
 )
 
@@ -67,6 +73,9 @@ class TrainConfig:
     reason_features: int = 8
     min_examples_per_cutoff: int = 20
     random_state: int = 0
+    # OpenMP threads for fitting; None = all cores. On a machine busy with other work,
+    # 1 can be many times faster than 2 (OpenMP threads spin while waiting for a core).
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -210,7 +219,9 @@ def fit_model(
             for p in pipe.named_steps["boost"].staged_predict_proba(encoded)
         ]
         best = int(np.argmin(losses))
-        trials.append({"grid_index": i, "params": params, "n_iter": best + 1, "log_loss": losses[best]})
+        trials.append(
+            {"grid_index": i, "params": params, "n_iter": best + 1, "log_loss": losses[best]}
+        )
     chosen = min(trials, key=lambda t: t["log_loss"])
 
     fit_rows = _sample(train, config.max_train_rows, seed + 2)
@@ -255,6 +266,7 @@ class TrainingRun:
     data_fingerprint: str
     rows: dict[str, int]
     evaluation: pd.DataFrame  # held-out ids, label and every score column
+    evaluation_features: pd.DataFrame  # held-out feature rows (re-scored by other models)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def report(self) -> dict[str, Any]:
@@ -285,9 +297,7 @@ def train_and_evaluate(
     config = config or TrainConfig()
     plan = plan_cutoffs(evaluation_cutoff, config)
     t0 = time.perf_counter()
-    frame = build_features(
-        client, [*plan.train, plan.tuning, plan.evaluation], config.horizon_days
-    )
+    frame = build_features(client, [*plan.train, plan.tuning, plan.evaluation], config.horizon_days)
     t_features = time.perf_counter() - t0
     counts = frame.groupby("cutoff").size()
     kept = [c for c in plan.train if counts.get(c, 0) >= config.min_examples_per_cutoff]
@@ -304,14 +314,14 @@ def train_and_evaluate(
     if held_out.empty:
         raise TrainingError(f"No customer has a visit before {plan.evaluation:%Y-%m-%d}.")
 
-    t1 = time.perf_counter()
-    model, tuning_info = fit_model(train, tuning, config)
-    t_fit = time.perf_counter() - t1
-
-    t2 = time.perf_counter()
+    with threadpool_limits(limits=config.threads):
+        t1 = time.perf_counter()
+        model, tuning_info = fit_model(train, tuning, config)
+        t_fit = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        evaluation = held_out[[*ID_COLUMNS, LABEL]].copy()
+        evaluation["model"] = model.predict(held_out)
     y = held_out[LABEL].to_numpy(int)
-    evaluation = held_out[ID_COLUMNS + [LABEL]].copy()
-    evaluation["model"] = model.predict(held_out)
     metrics = {"model": score_metrics(y, evaluation["model"])}
     for name, baseline in all_baselines().items():
         evaluation[name] = baseline.fit(train).predict(held_out, config.horizon_days)
@@ -326,6 +336,7 @@ def train_and_evaluate(
         data_fingerprint=fingerprint(train),
         rows={"train": len(train), "tuning": len(tuning), "evaluation": len(held_out)},
         evaluation=evaluation,
+        evaluation_features=held_out,
         seconds={
             "features": round(t_features, 2),
             "fit": round(t_fit, 2),

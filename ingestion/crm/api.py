@@ -151,8 +151,7 @@ def page_batch_id(entity: str, records: list[dict[str, Any]]) -> str:
 def business_regions(client: Client) -> dict[str, str]:
     """business_id → country of the businesses loaded so far (latest version)."""
     rows = client.query(
-        "SELECT business_id, argMax(country, _version) FROM raw.crm_businesses "
-        "GROUP BY business_id"
+        "SELECT business_id, argMax(country, _version) FROM raw.crm_businesses GROUP BY business_id"
     ).result_rows
     return {b: c for b, c in rows if c}
 
@@ -191,9 +190,7 @@ def sync_entity(
     for records in api.pages(entity, updated_since=since, limit=limit or field_map.page_limit):
         frame = pd.DataFrame.from_records(records)
         refs = pd.Series([f"{entity}/{r.get('id')}" for r in records], dtype=object)
-        prepared = prepare(
-            entity_map, frame, source_kind="crm_api", row_ref=refs, regions=regions
-        )
+        prepared = prepare(entity_map, frame, source_kind="crm_api", row_ref=refs, regions=regions)
         results.append(
             load_batch(
                 client,

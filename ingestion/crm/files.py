@@ -143,9 +143,10 @@ def load_file(
         raise MappingError(f"file name names no CRM entity (one of {ENTITIES})")
     entity_map = field_map.entity(entity)
     relative = path.relative_to(root).as_posix()
-    batch_id = f"crm-file-{entity}-" + hashlib.sha256(
-        f"{relative}\0{file_digest(path)}".encode()
-    ).hexdigest()[:32]
+    batch_id = (
+        f"crm-file-{entity}-"
+        + hashlib.sha256(f"{relative}\0{file_digest(path)}".encode()).hexdigest()[:32]
+    )
     frame = read_file(path, entity_map, field_map)
     # Line numbers of the rows in the file (header is line 1).
     row_ref = pd.Series(np.arange(2, len(frame) + 2, dtype=np.int64))
@@ -186,9 +187,7 @@ def load_crm_exports(
         try:
             if entity == "customers" and regions is None:
                 regions = business_regions(client)
-            results.append(
-                load_file(client, path, root=root, field_map=field_map, regions=regions)
-            )
+            results.append(load_file(client, path, root=root, field_map=field_map, regions=regions))
         except (MappingError, pa.ArrowException, OSError, ValueError, KeyError) as exc:
             errors.append(FileError(str(path), f"{type(exc).__name__}: {exc}"))
     return results, errors

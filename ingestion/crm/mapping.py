@@ -102,7 +102,9 @@ def load_field_map(path: Path | str = DEFAULT_FIELD_MAP) -> FieldMap:
                     required=bool(f.get("required", False)),
                 )
             )
-        entities[name] = EntityMap(name, spec["table"], spec.get("suite", spec["table"]), tuple(fields))
+        entities[name] = EntityMap(
+            name, spec["table"], spec.get("suite", spec["table"]), tuple(fields)
+        )
     api = doc.get("api", {})
     return FieldMap(
         name=doc.get("name", Path(path).stem),
@@ -175,11 +177,8 @@ def _type_column(col: pd.Series, spec: FieldSpec) -> tuple[pd.Series, np.ndarray
         return typed, bad
     if kind == "decimal":
         if isinstance(col.dtype, pd.ArrowDtype) and pa.types.is_decimal(col.dtype.pyarrow_dtype):
-            arr = pa.array(col.to_numpy(dtype=object), type=col.dtype.pyarrow_dtype)
-            typed_arr = arr.cast(DECIMAL)
-            return pd.Series(typed_arr, index=col.index, dtype=pd.ArrowDtype(DECIMAL)), np.zeros(
-                len(col), dtype=bool
-            )
+            # Already exact decimals (CSV typed read, Parquet): rescale to (18, 2).
+            return col.astype(pd.ArrowDtype(DECIMAL)), np.zeros(len(col), dtype=bool)
         text = _as_str(col)
         ok = text.str.contains(_DECIMAL_RE).to_numpy(dtype=bool, na_value=False) & present
         cleaned = text.str.strip().where(ok, None)
@@ -200,7 +199,9 @@ def _type_column(col: pd.Series, spec: FieldSpec) -> tuple[pd.Series, np.ndarray
         text = _as_str(col).str.strip().str.lower()
         is_true = text.isin(_TRUE).to_numpy(dtype=bool, na_value=False)
         is_false = text.isin(_FALSE).to_numpy(dtype=bool, na_value=False)
-        typed = pd.Series(pd.array(np.where(is_true, True, False), dtype="boolean"), index=col.index)
+        typed = pd.Series(
+            pd.array(np.where(is_true, True, False), dtype="boolean"), index=col.index
+        )
         typed[~(is_true | is_false)] = pd.NA
         return typed, present & ~(is_true | is_false)
     raise MappingError(f"unknown type {kind!r}")
@@ -285,7 +286,9 @@ def prepare(
             quarantine_rows(source_kind, row_ref[bad], column, reasons[bad], source[bad])
         )
         rejected |= bad
-    result = validate(frame[~rejected], entity_map.suite, source=source_kind, row_ref=row_ref[~rejected])
+    result = validate(
+        frame[~rejected], entity_map.suite, source=source_kind, row_ref=row_ref[~rejected]
+    )
     # Rows with unparseable cells never reach the suite; count them in its checks so
     # the per-batch check results tell the whole story.
     checks = result.checks + [

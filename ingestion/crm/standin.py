@@ -135,8 +135,12 @@ class RunningServer:
 
 @contextmanager
 def serve_in_background(
-    src_dir: Path | str, *, token: str = "dev-crm-token", faults: Faults | None = None,
-    host: str = "127.0.0.1", port: int = 0,
+    src_dir: Path | str,
+    *,
+    token: str = "dev-crm-token",
+    faults: Faults | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
 ) -> Iterator[RunningServer]:
     """Run the stand-in on `host` (ephemeral port by default) in a thread; stop on exit."""
     faults = faults or Faults()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
+from crmdata import APPOINTMENTS, appointment, write_jsonl
 
 from ingestion.crm import CursorStore, sync_crm_api
 from ingestion.crm.api import CrmApiClient, CrmApiError
 from ingestion.crm.standin import Faults, serve_in_background
 from ingestion.identity import customer_id
-
-from crmdata import APPOINTMENTS, appointment, write_jsonl
 
 
 def count(client, table: str) -> int:
@@ -18,28 +19,30 @@ def count(client, table: str) -> int:
 
 
 def test_standin_contract(src_dir) -> None:
-    with serve_in_background(src_dir, token="t") as srv:
-        with httpx.Client(base_url=srv.base_url) as http:
-            assert http.get("/api/v1/customers").status_code == 401
-            ok = {"Authorization": "Bearer t"}
-            seen, cursor = [], None
-            while True:
-                params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
-                body = http.get("/api/v1/appointments", params=params, headers=ok).json()
-                assert len(body["data"]) <= 7
-                seen += body["data"]
-                cursor = body["next_cursor"]
-                if not cursor:
-                    break
-            assert [r["id"] for r in seen] == [
-                r["id"] for r in sorted(APPOINTMENTS, key=lambda r: (r["updated_at"], r["id"]))
-            ]
-            since = http.get(
-                "/api/v1/appointments",
-                params={"updated_since": "2030-01-01T00:00:00Z"},
-                headers=ok,
-            ).json()
-            assert since == {"data": [], "next_cursor": None}
+    with (
+        serve_in_background(src_dir, token="t") as srv,
+        httpx.Client(base_url=srv.base_url) as http,
+    ):
+        assert http.get("/api/v1/customers").status_code == 401
+        ok = {"Authorization": "Bearer t"}
+        seen, cursor = [], None
+        while True:
+            params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+            body = http.get("/api/v1/appointments", params=params, headers=ok).json()
+            assert len(body["data"]) <= 7
+            seen += body["data"]
+            cursor = body["next_cursor"]
+            if not cursor:
+                break
+        assert [r["id"] for r in seen] == [
+            r["id"] for r in sorted(APPOINTMENTS, key=lambda r: (r["updated_at"], r["id"]))
+        ]
+        since = http.get(
+            "/api/v1/appointments",
+            params={"updated_since": "2030-01-01T00:00:00Z"},
+            headers=ok,
+        ).json()
+        assert since == {"data": [], "next_cursor": None}
 
 
 def test_sync_loads_normalises_and_quarantines(src_dir, settings, client) -> None:
@@ -111,13 +114,13 @@ def test_rerun_fetches_only_changes(src_dir, settings, client) -> None:
 
 def test_retries_429_and_5xx_honouring_retry_after(src_dir) -> None:
     faults = Faults(script=["429", "503", "500"], retry_after_s=0.3)
-    with serve_in_background(src_dir, token="t", faults=faults) as srv:
-        with CrmApiClient(srv.base_url, "t") as api:
-            import time
-
-            start = time.monotonic()
-            page = api.get_page("businesses", updated_since=None, cursor=None, limit=10)
-            elapsed = time.monotonic() - start
+    with (
+        serve_in_background(src_dir, token="t", faults=faults) as srv,
+        CrmApiClient(srv.base_url, "t") as api,
+    ):
+        start = time.monotonic()
+        page = api.get_page("businesses", updated_since=None, cursor=None, limit=10)
+        elapsed = time.monotonic() - start
     assert len(page["data"]) == 2
     assert faults.requests == 4
     assert elapsed >= 0.3  # waited at least the Retry-After
@@ -136,7 +139,10 @@ def test_timeouts_are_retried_and_auth_errors_are_not(src_dir) -> None:
 
 def test_gives_up_after_bounded_attempts(src_dir) -> None:
     faults = Faults(script=["503"] * 10)
-    with serve_in_background(src_dir, token="t", faults=faults) as srv:
-        with CrmApiClient(srv.base_url, "t", attempts=3) as api, pytest.raises(CrmApiError):
-            api.get_page("locations", updated_since=None, cursor=None, limit=10)
+    with (
+        serve_in_background(src_dir, token="t", faults=faults) as srv,
+        CrmApiClient(srv.base_url, "t", attempts=3) as api,
+        pytest.raises(CrmApiError),
+    ):
+        api.get_page("locations", updated_since=None, cursor=None, limit=10)
     assert faults.requests == 3

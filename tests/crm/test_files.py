@@ -14,12 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from crmdata import APPOINTMENTS, BUSINESSES, CUSTOMERS, SERVICES
 
+import warehouse
 from ingestion.crm import load_crm_exports
 from ingestion.crm.files import entity_of
 from ingestion.crm.mapping import load_field_map
 from revisit.settings import PROJECT_ROOT
-
-import warehouse
 
 
 def count(client, table: str) -> int:
@@ -48,7 +47,7 @@ def test_entity_of() -> None:
 
 def test_exports_load_and_bad_files_are_reported(tmp_path, client) -> None:
     root = write_exports(tmp_path / "exports")
-    results, errors = load_crm_exports(client, root)
+    _results, errors = load_crm_exports(client, root)
     failed = {Path(e.path).name: e.error for e in errors}
     assert set(failed) == {"appointments_202404.csv", "customers_broken.csv"}
     assert "required field" in failed["customers_broken.csv"]

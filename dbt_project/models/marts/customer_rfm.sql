@@ -17,7 +17,11 @@ measures as (
         toUInt32(dateDiff('day', toDate(max(visited_at)), {{ as_of_date() }})) as recency_days,
         toUInt32(countIf(toDate(visited_at) > {{ as_of_date() }} - {{ window_days }}))
             as frequency,
-        sumIf(amount, toDate(visited_at) > {{ as_of_date() }} - {{ window_days }}) as monetary
+        -- A customer with no visit in the window has monetary 0 (never NULL: NULLs
+        -- would rank as the best spenders).
+        toDecimal128(
+            sumIf(amount, toDate(visited_at) > {{ as_of_date() }} - {{ window_days }}), 2
+        ) as monetary
     from visits
     group by business_id, customer_id
 ),

@@ -16,7 +16,7 @@ select
     location_id,
     service_id,
     scheduled_at as visited_at,
-    amount,
+    assumeNotNull(amount) as amount,
     currency,
     offer_id,
     updated_at

@@ -1,0 +1,465 @@
+"""Stand-in provider servers: WhatsApp Cloud API, Telegram Bot API, SMS gateway, loyalty ledger.
+
+Each `create_*_app(state)` is a Starlette app following the public contract of its provider
+closely enough for delivery to be tested against it, plus admin endpoints:
+
+- `GET  /_admin/requests[?key=]` — every provider request: seq, t (unix s), path, key, status,
+  effect (bool: this request applied an effect), fault.
+- `GET  /_admin/effects` — `{key: number of effects}`; the exactly-once oracle.
+- `GET  /_admin/lookup?key=` — `{"found": bool, "provider_message_id": ...}`: what a status
+  webhook / provider record would tell us about a key (backs `already_delivered`).
+- `POST /_admin/faults` — set `Faults` fields (JSON object); `POST /_admin/reset` clears all.
+
+Effects are counted per idempotency key: WhatsApp carries it in `biz_opaque_callback_data`,
+SMS in `client_ref`, the ledger in the `Idempotency-Key` header; Telegram's API has no such
+field, so the client sends the `Idempotency-Key` header (ignored by the real Bot API) and the
+stand-in records it. WhatsApp and Telegram do NOT dedupe (neither does the real API): a second
+request with the same key is a second effect. SMS dedupes on `client_ref`, the ledger on
+`Idempotency-Key` (a replay returns the original status and body; a different body → 422).
+
+Faults, consumed one per provider request from `script`: "429" (Retry-After =
+`retry_after_s`), "500"/"502"/"503", "slow" (sleep `slow_s`, then work normally), "timeout"
+(do the work, then sleep `timeout_s` before answering — the client has given up), "drop" (do
+the work, then close the connection without an answer). `delay_s` delays every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+FAULT_FIELDS = (
+    "script",
+    "delay_s",
+    "retry_after_s",
+    "slow_s",
+    "timeout_s",
+    "blocked",
+    "undeliverable",
+)
+
+
+@dataclass
+class Faults:
+    """Runtime fault injection (see module docstring). `blocked`/`undeliverable` are recipients."""
+
+    script: list[str] = field(default_factory=list)
+    delay_s: float = 0.0
+    retry_after_s: float = 1.0
+    slow_s: float = 0.5
+    timeout_s: float = 3.0
+    blocked: list[str] = field(default_factory=list)
+    undeliverable: list[str] = field(default_factory=list)
+
+    def next(self) -> str | None:
+        return self.script.pop(0) if self.script else None
+
+    def update(self, values: dict[str, Any]) -> None:
+        unknown = set(values) - set(FAULT_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown fault fields {sorted(unknown)}; known: {FAULT_FIELDS}")
+        for name, value in values.items():
+            setattr(self, name, list(value) if isinstance(value, list) else value)
+
+
+class StandinState:
+    """What one stand-in remembers: requests, effects per key, stored results, faults."""
+
+    def __init__(self, provider: str, jsonl_path: Path | None = None, token: str = "") -> None:
+        self.provider = provider
+        self.token = token
+        self.faults = Faults()
+        self.lock = threading.Lock()  # admin reads may come from another thread
+        self.jsonl_path = jsonl_path
+        self._jsonl = jsonl_path.open("a", encoding="utf-8") if jsonl_path else None
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests: list[dict[str, Any]] = []
+            self.effects: Counter[str] = Counter()
+            self.results: dict[str, tuple[str, int, dict[str, Any], str]] = {}
+            self.seq = itertools.count(1)
+            self.faults = Faults()
+
+    def record(self, path: str, key: str | None, status: int, effect: bool, fault: str | None):
+        entry = {
+            "seq": next(self.seq),
+            "t": time.time(),
+            "provider": self.provider,
+            "path": path,
+            "key": key,
+            "status": status,
+            "effect": effect,
+            "fault": fault,
+        }
+        with self.lock:
+            self.requests.append(entry)
+            if effect and key is not None:
+                self.effects[key] += 1
+        if self._jsonl is not None:
+            self._jsonl.write(json.dumps(entry) + "\n")
+            self._jsonl.flush()
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self._jsonl = None
+
+
+class _Drop(Response):
+    """Start a response and never finish it: uvicorn closes the connection (answer lost)."""
+
+    def __init__(self) -> None:
+        super().__init__(b"{}", media_type="application/json")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+
+
+def _body(response: Response) -> dict[str, Any]:
+    return json.loads(response.body)
+
+
+def _fingerprint(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _admin_routes(state: StandinState) -> list[Route]:
+    async def requests(request: Request) -> JSONResponse:
+        key = request.query_params.get("key")
+        with state.lock:
+            rows = [r for r in state.requests if key is None or r["key"] == key]
+        return JSONResponse(rows)
+
+    async def effects(request: Request) -> JSONResponse:
+        with state.lock:
+            return JSONResponse(dict(state.effects))
+
+    async def lookup(request: Request) -> JSONResponse:
+        key = request.query_params.get("key", "")
+        with state.lock:
+            stored = state.results.get(key)
+        found = stored is not None and 200 <= stored[1] < 300
+        return JSONResponse({"found": found, "provider_message_id": stored[0] if found else None})
+
+    async def faults(request: Request) -> JSONResponse:
+        if request.method == "GET":
+            return JSONResponse(asdict(state.faults))
+        try:
+            state.faults.update(await request.json())
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(asdict(state.faults))
+
+    async def reset(request: Request) -> JSONResponse:
+        state.reset()
+        return JSONResponse({"ok": True})
+
+    return [
+        Route("/_admin/requests", requests),
+        Route("/_admin/effects", effects),
+        Route("/_admin/lookup", lookup),
+        Route("/_admin/faults", faults, methods=["GET", "POST"]),
+        Route("/_admin/reset", reset, methods=["POST"]),
+    ]
+
+
+async def _with_faults(
+    state: StandinState,
+    request: Request,
+    key: str | None,
+    work: Any,
+    rate_limited: Any,
+    server_error: Any,
+) -> Response:
+    """Apply the next fault around `work()` → (status, body, effect, headers)."""
+    fault = state.faults.next()
+    if state.faults.delay_s:
+        await asyncio.sleep(state.faults.delay_s)
+    path = request.url.path
+    if fault == "429":
+        state.record(path, key, 429, False, fault)
+        return rate_limited(state.faults.retry_after_s)
+    if fault and fault.isdigit():
+        state.record(path, key, int(fault), False, fault)
+        return server_error(int(fault))
+    if fault == "slow":
+        await asyncio.sleep(state.faults.slow_s)
+    status, body, effect, headers = work()
+    state.record(path, key, status, effect, fault)
+    if fault == "timeout":
+        await asyncio.sleep(state.faults.timeout_s)
+    if fault == "drop":
+        return _Drop()
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        return None
+
+
+def _bearer_ok(state: StandinState, request: Request) -> bool:
+    return request.headers.get("authorization") == f"Bearer {state.token}"
+
+
+# --- WhatsApp Cloud API ---------------------------------------------------------------------
+
+
+def _wa_error(status: int, code: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": message, "type": "OAuthException", "code": code,
+                   "error_data": {"details": message}, "fbtrace_id": "AbCdEfStandin"}},
+        status_code=status,
+    )  # fmt: skip
+
+
+def create_whatsapp_app(state: StandinState) -> Starlette:
+    """`POST /{version}/{phone_number_id}/messages` (template messages), bearer token."""
+    ids = itertools.count(1)
+
+    async def messages(request: Request) -> Response:
+        if not _bearer_ok(state, request):
+            return _wa_error(401, 190, "Invalid OAuth access token.")
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            return _wa_error(400, 100, "Invalid parameter: body is not JSON")
+        key = body.get("biz_opaque_callback_data")
+
+        def work() -> tuple[int, dict[str, Any], bool, dict[str, str]]:
+            template = body.get("template") or {}
+            if body.get("messaging_product") != "whatsapp" or body.get("type") != "template":
+                return 400, _body(_wa_error(400, 100, "Invalid parameter")), False, {}
+            if not body.get("to") or not template.get("name"):
+                return 400, _body(_wa_error(400, 100, "Missing to/template.name")), False, {}
+            if not (template.get("language") or {}).get("code"):
+                return 400, _body(_wa_error(400, 100, "Missing template.language.code")), False, {}
+            to = str(body["to"])
+            if to in state.faults.undeliverable:
+                return 400, _body(_wa_error(400, 131026, "Message undeliverable")), False, {}
+            wamid = f"wamid.STANDIN{next(ids):012d}"
+            if key:
+                state.results[key] = (wamid, 200, {}, "")
+            out = {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
+                "messages": [{"id": wamid, "message_status": "accepted"}],
+            }
+            return 200, out, True, {}
+
+        return await _with_faults(
+            state, request, key, work,
+            lambda ra: JSONResponse(
+                _body(_wa_error(429, 130429, "Rate limit hit")), status_code=429,
+                headers={"Retry-After": str(ra)},
+            ),
+            lambda st: _wa_error(st, 131000, "Something went wrong"),
+        )  # fmt: skip
+
+    return Starlette(
+        routes=[Route("/{version}/{phone_number_id}/messages", messages, methods=["POST"]),
+                *_admin_routes(state)]
+    )  # fmt: skip
+
+
+# --- Telegram Bot API -----------------------------------------------------------------------
+
+
+def _tg(status: int, description: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        {"ok": False, "error_code": status, "description": description, **extra},
+        status_code=status,
+    )
+
+
+def create_telegram_app(state: StandinState) -> Starlette:
+    """`POST /bot<token>/sendMessage` {chat_id, text} → {"ok": true, "result": {message_id}}."""
+    ids = itertools.count(1)
+
+    async def send_message(request: Request) -> Response:
+        if request.path_params["token"] != state.token:
+            return _tg(401, "Unauthorized")
+        body = await _json_body(request)
+        key = request.headers.get("idempotency-key")
+
+        def work() -> tuple[int, dict[str, Any], bool, dict[str, str]]:
+            if not isinstance(body, dict) or not body.get("chat_id"):
+                return 400, _body(_tg(400, "Bad Request: chat not found")), False, {}
+            if not body.get("text"):
+                return 400, _body(_tg(400, "Bad Request: message text is empty")), False, {}
+            chat = str(body["chat_id"])
+            if chat in state.faults.blocked:
+                desc = "Forbidden: bot was blocked by the user"
+                return 403, _body(_tg(403, desc)), False, {}
+            message_id = next(ids)
+            if key:
+                state.results[key] = (str(message_id), 200, {}, "")
+            result = {"message_id": message_id, "date": int(time.time()),
+                      "chat": {"id": int(chat) if chat.lstrip("-").isdigit() else chat,
+                               "type": "private"},
+                      "text": body["text"]}  # fmt: skip
+            return 200, {"ok": True, "result": result}, True, {}
+
+        return await _with_faults(
+            state, request, key, work,
+            lambda ra: _tg(429, f"Too Many Requests: retry after {ra}",
+                           parameters={"retry_after": ra}),
+            lambda st: _tg(st, "Internal Server Error"),
+        )  # fmt: skip
+
+    return Starlette(
+        routes=[Route("/bot{token}/sendMessage", send_message, methods=["POST"]),
+                *_admin_routes(state)]
+    )  # fmt: skip
+
+
+# --- generic SMS gateway and loyalty ledger (idempotent by key) -----------------------------
+
+
+def _err(status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
+                        headers=headers)  # fmt: skip
+
+
+def _idempotent(
+    state: StandinState, key: str, body: dict[str, Any], create: Any
+) -> tuple[int, dict[str, Any], bool, dict[str, str]]:
+    """Replay the stored answer for a known key with the same body; 422 for another body."""
+    fingerprint = _fingerprint(body)
+    stored = state.results.get(key)
+    if stored is not None:
+        _, status, answer, stored_fp = stored
+        if stored_fp != fingerprint:
+            message = (f"Idempotency key {key!r} was already used with a different request "
+                       "body; use a new key for a different request")  # fmt: skip
+            return 422, _body(_err(422, "idempotency_key_reused", message)), False, {}
+        return status, answer, False, {"Idempotent-Replayed": "true"}
+    status, answer, ref = create()
+    if 200 <= status < 300:
+        state.results[key] = (ref, status, answer, fingerprint)
+    return status, answer, 200 <= status < 300, {}
+
+
+def create_sms_app(state: StandinState) -> Starlette:
+    """`POST /v1/messages` {to, text, sender?, client_ref} → 201 {id, status, client_ref}.
+
+    Dedupes on `client_ref`: a repeat returns the original answer (same status and body);
+    the same `client_ref` with another body → 422 `idempotency_key_reused`. Delivery reports
+    (SOURCES.md, webhooks) carry `client_ref` back as `message_id`.
+    """
+    ids = itertools.count(1)
+
+    async def send(request: Request) -> Response:
+        if not _bearer_ok(state, request):
+            return _err(401, "unauthorized", "bad token")
+        body = await _json_body(request)
+        key = body.get("client_ref") if isinstance(body, dict) else None
+
+        def work() -> tuple[int, dict[str, Any], bool, dict[str, str]]:
+            if not isinstance(body, dict) or not key or not body.get("to") or not body.get("text"):
+                return 400, _body(_err(400, "invalid_request", "to, text, client_ref required")), False, {}  # noqa: E501
+            if str(body["to"]) in state.faults.undeliverable:
+                return 400, _body(_err(400, "invalid_number", "number not reachable")), False, {}
+
+            def create() -> tuple[int, dict[str, Any], str]:
+                sms_id = f"sms_{next(ids):010d}"
+                return 201, {"id": sms_id, "status": "accepted", "client_ref": key}, sms_id
+
+            return _idempotent(state, key, body, create)
+
+        return await _with_faults(
+            state, request, key, work,
+            lambda ra: _err(429, "rate_limited", "slow down", {"Retry-After": str(ra)}),
+            lambda st: _err(st, "server_error", "try again"),
+        )  # fmt: skip
+
+    return Starlette(
+        routes=[Route("/v1/messages", send, methods=["POST"]), *_admin_routes(state)]
+    )
+
+
+def create_ledger_app(state: StandinState) -> Starlette:
+    """`POST /v1/accruals` with `Idempotency-Key` and {customer_id, phone, amount, currency,
+    source_event_id} → 201 {id, status: "accrued", ...}. Amount is a decimal string > 0.
+
+    A processed key replays the original status and body (header `Idempotent-Replayed`);
+    the key with a different body → 422 `idempotency_key_reused`; no key → 400.
+    `GET /v1/accruals` lists the ledger's entries (for reconciliation).
+    """
+    ids = itertools.count(1)
+
+    async def accrue(request: Request) -> Response:
+        if not _bearer_ok(state, request):
+            return _err(401, "unauthorized", "bad token")
+        key = request.headers.get("idempotency-key")
+        body = await _json_body(request)
+
+        def work() -> tuple[int, dict[str, Any], bool, dict[str, str]]:
+            if not key:
+                return 400, _body(_err(400, "idempotency_key_required", "send Idempotency-Key")), False, {}  # noqa: E501
+            if not isinstance(body, dict):
+                return 400, _body(_err(400, "invalid_request", "body must be JSON")), False, {}
+            try:
+                amount = Decimal(str(body.get("amount")))
+            except InvalidOperation:
+                amount = Decimal("NaN")
+            if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+                msg = "amount must be a positive decimal string with 2 places"
+                return 400, _body(_err(400, "invalid_amount", msg)), False, {}
+            missing = [f for f in ("currency", "source_event_id") if not body.get(f)]
+            if missing or not (body.get("customer_id") or body.get("phone")):
+                msg = f"missing {missing or ['customer_id/phone']}"
+                return 400, _body(_err(400, "invalid_request", msg)), False, {}
+
+            def create() -> tuple[int, dict[str, Any], str]:
+                entry_id = f"le_{next(ids):010d}"
+                answer = {"id": entry_id, "status": "accrued", "amount": str(amount),
+                          "currency": body["currency"], "customer_id": body.get("customer_id"),
+                          "phone": body.get("phone"), "source_event_id": body["source_event_id"],
+                          "created_at": time.time()}  # fmt: skip
+                return 201, answer, entry_id
+
+            return _idempotent(state, key, body, create)
+
+        return await _with_faults(
+            state, request, key, work,
+            lambda ra: _err(429, "rate_limited", "slow down", {"Retry-After": str(ra)}),
+            lambda st: _err(st, "server_error", "try again"),
+        )  # fmt: skip
+
+    async def entries(request: Request) -> JSONResponse:
+        with state.lock:
+            rows = [answer for (_, status, answer, _) in state.results.values() if status == 201]
+        return JSONResponse(rows)
+
+    return Starlette(
+        routes=[Route("/v1/accruals", accrue, methods=["POST"]),
+                Route("/v1/accruals", entries, methods=["GET"]),
+                *_admin_routes(state)]
+    )  # fmt: skip
+
+
+APP_FACTORIES = {
+    "whatsapp": create_whatsapp_app,
+    "telegram": create_telegram_app,
+    "sms": create_sms_app,
+    "ledger": create_ledger_app,
+}

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from warehouse.schema import ensure_raw_tables
@@ -70,6 +71,21 @@ def with_bookkeeping(frame: pd.DataFrame, batch_id: str, source: str) -> pd.Data
     return out
 
 
+def insert_frame(client: Client, table: str, frame: pd.DataFrame) -> None:
+    """Insert a DataFrame, as Arrow when it converts cleanly.
+
+    Arrow is parsed by the engine itself, several times faster than clickhouse-connect's
+    row-wise Python serialisation of `insert_df`; columns Arrow cannot type (mixed
+    Python objects) fall back to `insert_df`.
+    """
+    try:
+        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        client.insert_df(table, frame)
+        return
+    client.insert_arrow(table, arrow)
+
+
 def load_batch(
     client: Client,
     table: str,
@@ -96,11 +112,11 @@ def load_batch(
             )
     _record_batch(client, table, batch_id, source, "started", 0, 0)
     if len(frame):
-        client.insert_df(f"raw.{table}", with_bookkeeping(frame, batch_id, source))
+        insert_frame(client, f"raw.{table}", with_bookkeeping(frame, batch_id, source))
     rejected = 0 if quarantine is None else len(quarantine)
     if rejected:
         q = quarantine.assign(source_table=table)
-        client.insert_df("raw.quarantine", with_bookkeeping(q, batch_id, source))
+        insert_frame(client, "raw.quarantine", with_bookkeeping(q, batch_id, source))
     _record_batch(client, table, batch_id, source, "done", len(frame), rejected)
     return LoadResult(table, batch_id, len(frame), rejected, skipped=False)
 

@@ -92,16 +92,17 @@ CHILD = """
 import sys, time
 from pathlib import Path
 import warehouse
+import warehouse.load
 from ingestion.crm import load_crm_exports
 root, dsn, marker = sys.argv[1:4]
+original = warehouse.load.insert_frame
+def insert_then_stall(client, table, frame):
+    original(client, table, frame)
+    if table == "raw.crm_appointments":
+        Path(marker).write_text("inserted")
+        time.sleep(120)  # killed here: rows in, batch not marked done
+warehouse.load.insert_frame = insert_then_stall
 with warehouse.connect(dsn) as client:
-    original = client.insert_df
-    def insert_then_stall(table, frame, *a, **k):
-        original(table, frame, *a, **k)
-        if table == "raw.crm_appointments":
-            Path(marker).write_text("inserted")
-            time.sleep(120)  # killed here: rows in, batch not marked done
-    client.insert_df = insert_then_stall
     load_crm_exports(client, Path(root))
 """
 

@@ -161,6 +161,60 @@ def dev(
     os.execve(dagster, args, {**os.environ, "DAGSTER_HOME": str(home)})
 
 
+export_app = typer.Typer(help="Exports for marketers.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("segments")
+def export_segments_command(
+    business: Annotated[str | None, typer.Option(help="Only this business id.")] = None,
+    output: Annotated[
+        str, typer.Option("--format", help="csv (UTF-8 with BOM), parquet or xlsx.")
+    ] = "csv",
+    out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
+) -> None:
+    """Segment sizes and member lists per business (phone, name, segment, RFM, score)."""
+    from warehouse.exports import ExportFormat, export_segments
+
+    settings = get_settings()
+    try:
+        fmt = ExportFormat(output)
+    except ValueError:
+        raise _fail(f"unknown format {output!r}: use csv, parquet or xlsx") from None
+    target = out or settings.exports_dir / "segments"
+    try:
+        with warehouse.connect(settings.warehouse_dsn) as client:
+            exported = export_segments(client, target, business_id=business, fmt=fmt)
+    except warehouse.WarehouseError as ex:
+        raise _fail(str(ex)) from None
+    if not exported:
+        raise _fail("nothing to export: build the marts first (`revisit demo` or dbt build)")
+    for item in exported:
+        console.print(f"{item.business_id}: {item.customers:,} customers → {item.files[0].parent}")
+
+
+@app.command()
+def generate(
+    out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
+    customers: Annotated[int, typer.Option(help="People in the ecosystem.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed (same seed, same bytes).")] = 7,
+    broken_files: Annotated[
+        bool, typer.Option(help="Also write deliberately unparseable files.")
+    ] = False,
+) -> None:
+    """Write a synthetic ecosystem's sources in their native forms (see SOURCES.md)."""
+    from ingestion.synthetic import generate as generate_ecosystem
+
+    settings = get_settings()
+    target = out or settings.source_dir
+    started = time.perf_counter()
+    manifest = generate_ecosystem(
+        target, customers=customers, seed=seed, include_broken_files=broken_files
+    )
+    counts = ", ".join(f"{k} {v:,}" for k, v in manifest["counts"].items())
+    console.print(f"{target}: {counts} ({time.perf_counter() - started:.1f} s)")
+
+
 webhooks_app = typer.Typer(help="Messenger webhooks: the receiver and tools around it.")
 app.add_typer(webhooks_app, name="webhooks")
 

@@ -32,7 +32,7 @@ events as (
 
 milestones as (
     select
-        message_id,
+        assumeNotNull(message_id) as message_id,
         minIfOrNull(occurred_at, status = 'sent') as sent_event_at,
         minIfOrNull(occurred_at, status = 'delivered') as delivered_event_at,
         minIfOrNull(occurred_at, status = 'read') as read_event_at,

@@ -23,7 +23,7 @@ events as (
 )
 
 select
-    phone_e164,
+    assumeNotNull(phone_e164) as phone_e164,
     provider,
     argMax(status, occurred_at) = 'opt_out' as opted_out,
     minIf(occurred_at, status = 'opt_out') as first_opt_out_at,

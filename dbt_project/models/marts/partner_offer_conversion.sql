@@ -11,7 +11,7 @@ with sent as (
 ),
 
 cashback as (
-    select offer_id, customer_id, sum(amount) as accrued
+    select assumeNotNull(offer_id) as offer_id, customer_id, sum(amount) as accrued
     from {{ ref('cashback_ledger') }}
     where event_type = 'accrual' and offer_id is not null
     group by offer_id, customer_id

@@ -7,26 +7,25 @@ opening and closing the warehouse, and dbt steps run while nothing holds it.
 
 from __future__ import annotations
 
-from dagster import Definitions, define_asset_job, in_process_executor
+from dagster import Definitions, in_process_executor
 
 from orchestration.assets.dbt import dbt_models, dbt_resource
 from orchestration.assets.ingestion import INGESTION_ASSETS
+from orchestration.jobs import crm_job, main_job, models_job, partner_job, spool_job
 from orchestration.resources import WarehouseResource
+from orchestration.schedules import SCHEDULES
+from orchestration.sensors import SENSORS
 from revisit.settings import get_settings
 
 SETTINGS = get_settings()
 
 ALL_ASSETS = [*INGESTION_ASSETS, dbt_models]
 
-demo_job = define_asset_job(
-    "revisit_main",
-    selection="*",
-    description="Everything end to end: ingestion → dbt → ML → activation (dry run).",
-)
-
 defs = Definitions(
     assets=ALL_ASSETS,
-    jobs=[demo_job],
+    jobs=[main_job, crm_job, spool_job, partner_job, models_job],
+    schedules=SCHEDULES,
+    sensors=SENSORS,
     resources={
         "warehouse": WarehouseResource(dsn=SETTINGS.warehouse_dsn),
         "dbt": dbt_resource(),

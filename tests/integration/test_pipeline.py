@@ -237,3 +237,30 @@ def test_rerun_changes_nothing(pipeline: tuple[Settings, dict]) -> None:
     result = run_cli(["demo", "--customers", str(CUSTOMERS)], settings, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert frame(settings, sql).iloc[0].tolist() == before
+
+
+def test_export_segments_for_marketers(pipeline: tuple[Settings, dict], tmp_path) -> None:
+    settings, _ = pipeline
+    out = tmp_path / "csv"
+    result = run_cli(["export", "segments", "--out", str(out)], settings)
+    assert result.returncode == 0, result.stderr
+    members = sorted(out.glob("*/members.csv"))
+    assert members, result.stdout
+    raw = members[0].read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads it as UTF-8
+    table = pd.read_csv(members[0], encoding="utf-8-sig")
+    assert {"phone", "name", "segment", "rfm_cell", "recency_days", "frequency",
+            "monetary"} <= set(table.columns)  # fmt: skip
+    assert table.name.str.contains("[А-Яа-я]", regex=True).any()  # Cyrillic intact
+    sizes = pd.read_csv(members[0].with_name("segment_sizes.csv"), encoding="utf-8-sig")
+    assert sizes.customers.sum() == len(table)
+    business = members[0].parent.name
+    xlsx = tmp_path / "xlsx"
+    result = run_cli(
+        ["export", "segments", "--business", business, "--format", "xlsx", "--out", str(xlsx)],
+        settings,
+    )
+    assert result.returncode == 0, result.stderr
+    sheets = pd.read_excel(xlsx / business / "segments.xlsx", sheet_name=None)
+    assert set(sheets) == {"segment_sizes", "members"}
+    assert len(sheets["members"]) == len(table)

@@ -70,7 +70,10 @@ def raw_visits(settings: Settings) -> pd.DataFrame:
 
 
 def test_demo_built_every_mart(pipeline: tuple[Settings, dict]) -> None:
+    """`revisit demo` materialised every asset in process; the run is in the instance."""
     settings, _ = pipeline
+    assert (settings.dagster_home / "dagster.yaml").exists()
+    assert any((settings.dagster_home / "storage").iterdir())
     counts = frame(
         settings,
         "SELECT name, total_rows FROM system.tables WHERE database = 'marts' AND engine != 'View'",

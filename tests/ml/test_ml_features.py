@@ -243,10 +243,10 @@ def test_adding_data_after_the_cutoff_changes_no_feature(tmp_path: Path):
         # 3. reads, replies and opt-outs of old messages happening after the cutoff
         client.command(
             "ALTER TABLE intermediate.int_message_sends UPDATE "
-            "read_at = {c:DateTime64(3, 'UTC')} + INTERVAL 1 DAY, "
-            "replied_at = {c:DateTime64(3, 'UTC')} + INTERVAL 2 DAY, "
-            "opted_out_at = {c:DateTime64(3, 'UTC')} + INTERVAL 3 DAY "
-            "WHERE read_at IS NULL AND sent_at IS NOT NULL",
+            "read_at = ifNull(read_at, {c:DateTime64(3, 'UTC')} + INTERVAL 1 DAY), "
+            "replied_at = ifNull(replied_at, {c:DateTime64(3, 'UTC')} + INTERVAL 2 DAY), "
+            "opted_out_at = ifNull(opted_out_at, {c:DateTime64(3, 'UTC')} + INTERVAL 3 DAY) "
+            "WHERE sent_at IS NOT NULL",
             parameters={"c": C.to_pydatetime()},
             settings={"mutations_sync": 2},
         )

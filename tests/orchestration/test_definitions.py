@@ -9,7 +9,7 @@ import pytest
 from dagster import AssetKey
 
 from revisit.settings import PROJECT_ROOT, Settings
-from tests.conftest import VENV_BIN, run_cli
+from tests.conftest import VENV_BIN
 
 
 def test_definitions_load_with_lineage_and_checks() -> None:
@@ -32,17 +32,6 @@ def test_definitions_load_with_lineage_and_checks() -> None:
     checks = {key.name for key in graph.asset_check_keys}
     assert "unique_fct_visits_appointment_key" in checks
     assert defs.resolve_job_def("revisit_main") is not None
-
-
-@pytest.mark.slow
-def test_demo_materialises_every_asset_in_process(settings: Settings) -> None:
-    result = run_cli(["demo"], settings)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Tables built" in result.stdout
-    assert "marts" in result.stdout and "fct_visits" in result.stdout
-    # The run is recorded in the Dagster instance under the data directory.
-    assert (settings.dagster_home / "dagster.yaml").exists()
-    assert any((settings.dagster_home / "storage").iterdir())
 
 
 @pytest.mark.slow

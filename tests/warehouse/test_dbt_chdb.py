@@ -85,7 +85,7 @@ def test_dbt_build_view_table_incremental_and_tests(settings: Settings) -> None:
                 ("a2", "c1", "scheduled", None, T0),
                 ("a3", "c2", "completed", "990.50", T0),
             ]
-        ),  # fmt: skip
+        ),
         "appt1",
     )
     run_dbt(["build"], settings, capture=True)

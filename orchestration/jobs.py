@@ -12,20 +12,20 @@ main_job = define_asset_job(
 
 crm_job = define_asset_job(
     "ingest_crm",
-    selection=AssetSelection.keys(["raw", "crm_businesses"]).required_multi_asset_neighbors(),
+    selection=AssetSelection.assets(["raw", "crm_businesses"]).required_multi_asset_neighbors(),
     description="Incremental CRM API pull and the businesses' file drops.",
 )
 
 spool_job = define_asset_job(
     "ingest_webhooks",
-    selection=AssetSelection.keys(["raw", "messenger_events"]),
+    selection=AssetSelection.assets(["raw", "messenger_events"]),
     description="Closed webhook spool segments into raw.messenger_events.",
 )
 
 partner_job = define_asset_job(
     "ingest_partners",
-    selection=AssetSelection.keys(["raw", "partner_events"]).required_multi_asset_neighbors()
-    | AssetSelection.keys(["raw", "message_sends"]),
+    selection=AssetSelection.assets(["raw", "partner_events"]).required_multi_asset_neighbors()
+    | AssetSelection.assets(["raw", "message_sends"]),
     description="Partner offers and feeds, and the messaging platform's export.",
 )
 

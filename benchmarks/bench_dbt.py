@@ -22,7 +22,7 @@ from pathlib import Path
 
 import warehouse
 from revisit.settings import Settings
-from warehouse.dbt_runner import run_dbt, target_path
+from warehouse.dbt_runner import run_dbt, run_target_path
 from warehouse.load import prepare_raw
 
 AS_OF = "2026-11-01"
@@ -121,7 +121,7 @@ def build(settings: Settings) -> tuple[float, list[tuple[str, float]]]:
         capture=True,
     )
     total = time.perf_counter() - started
-    results = json.loads((target_path(settings) / "run_results.json").read_text())
+    results = json.loads((run_target_path(settings) / "run_results.json").read_text())
     models = [
         (r["unique_id"].split(".")[-1], round(r["execution_time"], 2))
         for r in results["results"]

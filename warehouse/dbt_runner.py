@@ -8,6 +8,7 @@ in its own process: callers must not hold the warehouse open while it runs.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -28,7 +29,9 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "REVISIT_DBT_TARGET": settings.dbt_target,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_LOG_PATH": str(settings.data_dir / "logs" / "dbt"),
-        "DBT_TARGET_PATH": str(target_path(settings)),
+        # Run artefacts stay with the data directory they describe, so several data
+        # directories (tests, benchmarks) can run dbt side by side.
+        "DBT_TARGET_PATH": str(run_target_path(settings)),
         # A partial build runs only the tests whose every parent it builds: a
         # relationship test to a mart that was not built yet must not fail it.
         "DBT_INDIRECT_SELECTION": "cautious",
@@ -78,12 +81,23 @@ def dbt_command(args: Sequence[str], settings: Settings) -> list[str]:
 
 
 def run_dbt(
-    args: Sequence[str], settings: Settings, *, capture: bool = False
+    args: Sequence[str],
+    settings: Settings,
+    *,
+    capture: bool = False,
+    target: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `dbt <args>` on the configured warehouse; raises CalledProcessError on failure."""
+    """Run `dbt <args>` on the configured warehouse; raises CalledProcessError on failure.
+
+    Artefacts (run_results.json, compiled SQL) go to `target`, by default the data
+    directory's `dbt/target`.
+    """
+    env = {**os.environ, **dbt_env(settings)}
+    if target is not None:
+        env["DBT_TARGET_PATH"] = str(target)
     return subprocess.run(
         dbt_command(args, settings),
-        env={**os.environ, **dbt_env(settings)},
+        env=env,
         cwd=settings.dbt_project_dir,
         check=True,
         text=True,
@@ -92,7 +106,13 @@ def run_dbt(
 
 
 def target_path(settings: Settings) -> Path:
+    """The project's target folder: where the parsed manifest for Dagster lives."""
     return settings.dbt_project_dir / "dbt_project" / "target"
+
+
+def run_target_path(settings: Settings) -> Path:
+    """Where runs on this data directory write their artefacts."""
+    return settings.data_dir / "dbt" / "target"
 
 
 def manifest_path(settings: Settings) -> Path:
@@ -109,6 +129,11 @@ def ensure_manifest(settings: Settings) -> Path:
     for folder in ("models", "macros", "seeds", "tests"):
         sources.extend((settings.dbt_project_dir / "dbt_project" / folder).rglob("*"))
     newest = max((p.stat().st_mtime for p in sources if p.is_file()), default=0.0)
-    if not manifest.exists() or manifest.stat().st_mtime < newest:
-        run_dbt(["parse", "--quiet"], settings, capture=True)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    # Processes that load the code location at once (test workers, dagster dev's
+    # servers) parse one after the other and never read a half-written manifest.
+    with open(manifest.parent / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not manifest.exists() or manifest.stat().st_mtime < newest:
+            run_dbt(["parse", "--quiet"], settings, capture=True, target=target_path(settings))
     return manifest

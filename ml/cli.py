@@ -49,6 +49,9 @@ def evaluate(
         str | None, typer.Option(help="strftime format of the dates (default: inferred).")
     ] = None,
     train_cutoffs: Annotated[int, typer.Option(min=1, help="Rolling training cutoffs.")] = 4,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="OpenMP threads (default: all cores).")
+    ] = None,
 ) -> None:
     """Train on the log before CUTOFF and print a JSON report of the model and baselines
     on "at least one purchase within HORIZON-DAYS after CUTOFF"."""
@@ -67,7 +70,7 @@ def evaluate(
             business_column=business_column,
             separator=sep,
             date_format=date_format,
-            config=TrainConfig(n_train_cutoffs=train_cutoffs),
+            config=TrainConfig(n_train_cutoffs=train_cutoffs, threads=threads),
         )
     except (TransactionLogError, TrainingError) as ex:
         raise _fail(str(ex)) from None

@@ -104,7 +104,9 @@ def plan_cutoffs(evaluation: dt.date | str | pd.Timestamp, config: TrainConfig) 
     return CutoffPlan(train=train, tuning=tuning, evaluation=e)
 
 
-def _pipeline(params: dict[str, Any], max_iter: int, random_state: int) -> Pipeline:
+def _pipeline(
+    params: dict[str, Any], max_iter: int, random_state: int, numeric: list[str]
+) -> Pipeline:
     encoder = ColumnTransformer(
         [
             (
@@ -116,11 +118,11 @@ def _pipeline(params: dict[str, Any], max_iter: int, random_state: int) -> Pipel
                 ),
                 CATEGORICAL_FEATURES,
             ),
-            ("numeric", "passthrough", NUMERIC_FEATURES),
+            ("numeric", "passthrough", numeric),
         ],
         verbose_feature_names_out=False,
     )
-    mask = [True] * len(CATEGORICAL_FEATURES) + [False] * len(NUMERIC_FEATURES)
+    mask = [True] * len(CATEGORICAL_FEATURES) + [False] * len(numeric)
     booster = HistGradientBoostingClassifier(
         max_iter=max_iter,
         early_stopping=False,  # its own split is random, not time-based: tune below instead
@@ -144,6 +146,7 @@ class RevisitModel:
     features: list[str]
     reference: dict[str, Any]
     reason_features: list[str]
+    pd_curves: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """P(revisit within the horizon) for feature rows (`ml.features.build_features`)."""
@@ -151,18 +154,39 @@ class RevisitModel:
             return np.zeros(0)
         return self.estimator.predict_proba(frame[self.features])[:, 1]
 
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Per row and reason feature: p − p(with that feature set to its reference).
+    def occlusion_effects(self, frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+        """Per row and feature: p − p(with that feature set to its reference value).
 
-        An occlusion estimate: positive means the customer's value of the feature raises
-        the probability compared with a typical customer.
+        Exact for the model but one prediction per feature: used on samples only.
         """
         base = self.predict(frame)
         out = {}
-        for name in self.reason_features:
+        for name in names:
             changed = frame[self.features].copy()
             changed[name] = self.reference[name]
             out[name] = base - self.estimator.predict_proba(changed)[:, 1]
+        return pd.DataFrame(out, index=frame.index)
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Per row and reason feature: PD(value) − PD(reference value).
+
+        PD is the feature's partial dependence (the mean prediction over a training sample
+        with the feature set to a value), tabulated at fit time, so scoring a million rows
+        needs lookups, not extra model predictions. Positive = raises the probability
+        compared with a typical customer.
+        """
+        out = {}
+        for name in self.reason_features:
+            curve = self.pd_curves[name]
+            if "map" in curve:
+                mapped = frame[name].astype(str).map(curve["map"])
+                values = mapped.fillna(curve["ref"]).to_numpy(float)
+            else:
+                x = frame[name].to_numpy(float)
+                values = np.interp(x, curve["grid"], curve["values"])
+                nan_value = curve["ref"] if curve["nan"] is None else curve["nan"]
+                values = np.where(np.isnan(x), nan_value, values)
+            out[name] = values - curve["ref"]
         return pd.DataFrame(out, index=frame.index)
 
     def reason_codes(self, frame: pd.DataFrame, top: int = 3, min_effect: float = 0.005):
@@ -189,10 +213,48 @@ def _reference_values(train: pd.DataFrame) -> dict[str, Any]:
     ref: dict[str, Any] = {}
     for name in NUMERIC_FEATURES:
         values = train[name].to_numpy(float)
-        ref[name] = float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
+        # Mostly undefined (no booking, no messages…): the typical customer has no value.
+        typical_missing = np.isnan(values).mean() > 0.5 if len(values) else True
+        ref[name] = float("nan") if typical_missing else float(np.nanmedian(values))
     for name in CATEGORICAL_FEATURES:
         ref[name] = str(train[name].mode().iloc[0]) if len(train) else ""
     return ref
+
+
+def _partial_dependence(model: RevisitModel, sample: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Partial-dependence tables of the reason features (see RevisitModel.contributions)."""
+    curves: dict[str, dict[str, Any]] = {}
+    rows = sample[model.features].reset_index(drop=True)
+
+    def mean_prediction(name: str, values: list[Any]) -> np.ndarray:
+        stacked = pd.concat([rows] * len(values), ignore_index=True)
+        stacked[name] = np.repeat(np.array(values, dtype=object), len(rows))
+        if name not in CATEGORICAL_FEATURES:
+            stacked[name] = stacked[name].astype(float)
+        p = model.estimator.predict_proba(stacked)[:, 1]
+        return p.reshape(len(values), len(rows)).mean(axis=1)
+
+    for name in model.reason_features:
+        ref = model.reference[name]
+        if name in CATEGORICAL_FEATURES:
+            cats = sorted({*rows[name].astype(str).unique(), str(ref)})
+            values = mean_prediction(name, cats)
+            table = dict(zip(cats, values.tolist(), strict=True))
+            curves[name] = {"map": table, "ref": table[str(ref)]}
+            continue
+        x = rows[name].to_numpy(float)
+        finite = x[np.isfinite(x)]
+        grid = np.unique(np.quantile(finite, np.linspace(0, 1, 17))) if len(finite) else []
+        points = [*map(float, grid), float("nan")]
+        values = mean_prediction(name, points)
+        ref_value = float(np.interp(ref, grid, values[:-1])) if len(grid) else float(values[-1])
+        curves[name] = {
+            "grid": [float(g) for g in grid],
+            "values": values[:-1].tolist(),
+            "nan": float(values[-1]) if np.isnan(x).any() else None,
+            "ref": ref_value if np.isfinite(ref) else float(values[-1]),
+        }
+    return curves
 
 
 def fit_model(
@@ -206,14 +268,18 @@ def fit_model(
                 "more history or a different horizon is needed."
             )
     seed = config.random_state
+    # Features never defined in training (no messages, no birthdays, …) carry nothing and
+    # break the binning of gradient boosting: leave them out of this model.
+    numeric = [n for n in NUMERIC_FEATURES if np.isfinite(train[n].to_numpy(float)).any()]
+    features = CATEGORICAL_FEATURES + numeric
     tune_train = _sample(train, config.tune_rows, seed)
     tune_valid = _sample(tuning, config.tune_rows, seed + 1)
     y_valid = tune_valid[LABEL].to_numpy(int)
     trials = []
     for i, params in enumerate(config.param_grid):
-        pipe = _pipeline(params, config.max_iter, seed)
-        pipe.fit(tune_train[FEATURES], tune_train[LABEL].to_numpy(int))
-        encoded = pipe.named_steps["encode"].transform(tune_valid[FEATURES])
+        pipe = _pipeline(params, config.max_iter, seed, numeric)
+        pipe.fit(tune_train[features], tune_train[LABEL].to_numpy(int))
+        encoded = pipe.named_steps["encode"].transform(tune_valid[features])
         losses = [
             log_loss(y_valid, np.clip(p[:, 1], 1e-6, 1 - 1e-6), labels=[0, 1])
             for p in pipe.named_steps["boost"].staged_predict_proba(encoded)
@@ -225,22 +291,23 @@ def fit_model(
     chosen = min(trials, key=lambda t: t["log_loss"])
 
     fit_rows = _sample(train, config.max_train_rows, seed + 2)
-    pipe = _pipeline(chosen["params"], chosen["n_iter"], seed)
-    pipe.fit(fit_rows[FEATURES], fit_rows[LABEL].to_numpy(int))
+    pipe = _pipeline(chosen["params"], chosen["n_iter"], seed, numeric)
+    pipe.fit(fit_rows[features], fit_rows[LABEL].to_numpy(int))
     calibrated = CalibratedClassifierCV(FrozenEstimator(pipe), method=config.calibration)
-    calibrated.fit(tuning[FEATURES], tuning[LABEL].to_numpy(int))
+    calibrated.fit(tuning[features], tuning[LABEL].to_numpy(int))
 
     reference = _reference_values(fit_rows)
-    model = RevisitModel(calibrated, config.horizon_days, list(FEATURES), reference, [])
+    model = RevisitModel(calibrated, config.horizon_days, features, reference, [])
     # Reason features: the ones whose occlusion moves predictions most on tuning rows.
-    model.reason_features = list(FEATURES)
     sample = _sample(tuning, 3_000, seed + 3)
-    effect = model.contributions(sample).abs().mean().sort_values(ascending=False)
+    effect = model.occlusion_effects(sample, features).abs().mean().sort_values(ascending=False)
     model.reason_features = [str(n) for n in effect.index[: config.reason_features]]
+    model.pd_curves = _partial_dependence(model, _sample(fit_rows, 1_000, seed + 4))
     info = {
         "trials": trials,
         "chosen": chosen,
         "train_rows_used": len(fit_rows),
+        "features_left_out": [n for n in NUMERIC_FEATURES if n not in numeric],
         "feature_effects": {str(k): round(float(v), 5) for k, v in effect.items()},
     }
     return model, info

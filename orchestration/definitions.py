@@ -11,6 +11,7 @@ from dagster import Definitions, in_process_executor
 
 from orchestration.assets.dbt import dbt_models, dbt_resource
 from orchestration.assets.ingestion import INGESTION_ASSETS
+from orchestration.assets.ml import ML_ASSETS
 from orchestration.jobs import crm_job, main_job, models_job, partner_job, spool_job
 from orchestration.resources import WarehouseResource
 from orchestration.schedules import SCHEDULES
@@ -19,7 +20,7 @@ from revisit.settings import get_settings
 
 SETTINGS = get_settings()
 
-ALL_ASSETS = [*INGESTION_ASSETS, dbt_models]
+ALL_ASSETS = [*INGESTION_ASSETS, dbt_models, *ML_ASSETS]
 
 defs = Definitions(
     assets=ALL_ASSETS,

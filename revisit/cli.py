@@ -161,6 +161,14 @@ def dev(
     os.execve(dagster, args, {**os.environ, "DAGSTER_HOME": str(home)})
 
 
+def _mount_ml() -> None:
+    from ml.cli import app as ml_app
+
+    app.add_typer(ml_app, name="ml", help="The revisit model: evaluate, train, score.")
+
+
+_mount_ml()
+
 export_app = typer.Typer(help="Exports for marketers.")
 app.add_typer(export_app, name="export")
 

@@ -129,6 +129,7 @@ def run_demo(settings: Settings, console: Console, *, customers: int, seed: int 
                 "ops": {
                     "crm": {"config": {"api_url": crm_api.base_url}},
                     "dbt_models": {"config": {"as_of_date": manifest["as_of"]}},
+                    "revisit_ml": {"config": {"as_of": manifest["as_of"]}},
                 }
             },
         )

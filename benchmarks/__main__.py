@@ -47,6 +47,14 @@ BENCHES = [
           ("--requests", "100000", "--runs", "3"), ("--requests", "10000", "--runs", "2")),
     Bench("partner_feeds", "partner events per second per format (no target)",
           ("--events", "100000", "--runs", "3"), ("--events", "10000", "--runs", "2")),
+    Bench("dbt", "dbt build of all models on 1M customers ≤ 90 s",
+          ("--customers", "1000000", "--runs", "3"), ("--customers", "20000", "--runs", "1")),
+    Bench("ml", "training on 1M customers ≤ 180 s, scoring 1M ≤ 30 s",
+          ("--customers", "1000000", "--runs", "3"), ("--customers", "50000", "--runs", "1")),
+    Bench("ml_ecosystem", "model beats baselines on AUC and Brier; AUC within 0.03 of truth",
+          ("--customers", "20000"), ("--customers", "5000")),
+    Bench("planner", "planning for a 1M-customer audience ≤ 20 s",
+          ("--customers", "1000000", "--runs", "3"), ("--customers", "100000", "--runs", "2")),
 ]  # fmt: skip
 
 
@@ -91,7 +99,8 @@ def render(results: dict[str, dict]) -> str:
         headline = {k: v for k, v in result.items() if k not in ("args", "error")}
         summary = "error" if "error" in result else ", ".join(
             f"{k}={v}" for k, v in headline.items()
-            if k.endswith(("_per_s", "_s", "_ms", "rate", "p99", "p50")) or k == "median"
+            if k.endswith(("_per_s", "_s", "_ms", "rate", "p99", "p50", "gap_to_truth"))
+            or k.startswith("model_beats")
         )  # fmt: skip
         lines.append(
             f"| {bench.name} | {bench.target} | `{' '.join(result.get('args', []))}` | "

@@ -44,6 +44,24 @@ class Settings(BaseSettings):
     crm_api_url: str = "http://127.0.0.1:8765"
     crm_api_token: SecretStr = SecretStr("dev-crm-token")
 
+    # Providers of activation. The defaults are the local stand-ins (activation/standins),
+    # never a real provider: production sets every URL and token.
+    whatsapp_base_url: str = "http://127.0.0.1:8791"
+    whatsapp_api_version: str = "v21.0"
+    whatsapp_phone_number_id: str = "106540352242922"
+    whatsapp_token: SecretStr = SecretStr("dev-whatsapp-token")
+    whatsapp_rate_per_s: float | None = 80.0
+    telegram_base_url: str = "http://127.0.0.1:8792"
+    telegram_bot_token: SecretStr = SecretStr("123456:dev-telegram-bot-token")
+    telegram_rate_per_s: float | None = 30.0
+    sms_base_url: str = "http://127.0.0.1:8793"
+    sms_token: SecretStr = SecretStr("dev-sms-token")
+    sms_sender: str = "Revisit"
+    sms_rate_per_s: float | None = 50.0
+    ledger_base_url: str = "http://127.0.0.1:8794"
+    ledger_token: SecretStr = SecretStr("dev-ledger-token")
+    ledger_rate_per_s: float | None = 100.0
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()

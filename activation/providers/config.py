@@ -55,7 +55,9 @@ class ProvidersConfig(BaseModel):
     lease_s: float = Field(default=300.0, gt=0)
     claim_batch: int = Field(default=256, ge=1)
     concurrency: int = Field(default=64, ge=1)
-    rate_burst: int = Field(default=1, ge=1, description="limiter bucket size; 1 = even spacing")
+    rate_burst: int = Field(
+        default=2, ge=1, description="limiter bucket: 2 absorbs late wake-ups (1 runs ~7% slow)"
+    )
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> ProvidersConfig:

@@ -375,7 +375,12 @@ def create_sms_app(state: StandinState) -> Starlette:
 
         def work() -> tuple[int, dict[str, Any], bool, dict[str, str]]:
             if not isinstance(body, dict) or not key or not body.get("to") or not body.get("text"):
-                return 400, _body(_err(400, "invalid_request", "to, text, client_ref required")), False, {}  # noqa: E501
+                return (
+                    400,
+                    _body(_err(400, "invalid_request", "to, text, client_ref required")),
+                    False,
+                    {},
+                )
             if str(body["to"]) in state.faults.undeliverable:
                 return 400, _body(_err(400, "invalid_number", "number not reachable")), False, {}
 
@@ -391,9 +396,7 @@ def create_sms_app(state: StandinState) -> Starlette:
             lambda st: _err(st, "server_error", "try again"),
         )  # fmt: skip
 
-    return Starlette(
-        routes=[Route("/v1/messages", send, methods=["POST"]), *_admin_routes(state)]
-    )
+    return Starlette(routes=[Route("/v1/messages", send, methods=["POST"]), *_admin_routes(state)])
 
 
 def create_ledger_app(state: StandinState) -> Starlette:
@@ -414,7 +417,12 @@ def create_ledger_app(state: StandinState) -> Starlette:
 
         def work() -> tuple[int, dict[str, Any], bool, dict[str, str]]:
             if not key:
-                return 400, _body(_err(400, "idempotency_key_required", "send Idempotency-Key")), False, {}  # noqa: E501
+                return (
+                    400,
+                    _body(_err(400, "idempotency_key_required", "send Idempotency-Key")),
+                    False,
+                    {},
+                )
             if not isinstance(body, dict):
                 return 400, _body(_err(400, "invalid_request", "body must be JSON")), False, {}
             try:

@@ -1,0 +1,318 @@
+"""Delivery: claim due outbox rows, send them through the providers, commit the results.
+
+    report = deliver(Outbox(settings.state_dsn), ProvidersConfig.from_settings(settings))
+
+Pipeline (one event loop): a producer claims batches of `claim_batch` rows just in time
+(each claim committed before any of its rows is sent), `concurrency` workers send them
+within each provider's rate limit, and results are committed in batches (per
+`claim_batch` results or every `flush_interval_s`), so SQLite costs two transactions per
+batch rather than per message.
+
+Crash safety (kill -9 anywhere): a row is either `planned`/`failed` (not sent, or a
+definite failure), `sending` (claimed; its request may or may not have had an effect), or
+final. A later run re-claims `sending` rows once their lease expires and resends them with
+the SAME idempotency key: the SMS gateway and the ledger dedupe on it; for WhatsApp and
+Telegram `already_delivered(key)` is asked first (see `activation.providers.base` for the
+residual risk). Leases must outlast a row's time in one run: `lease_s` ≥
+`max_attempts_per_run` × (`http_timeout_s` + `max_retry_wait_s`) is safe; a worker never
+sends a row whose lease it no longer holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from activation.contracts import State
+from activation.outbox import KINDS, Completion, Kind, Outbox, utcnow
+from activation.providers import (
+    AlreadyDelivered,
+    OutboxItem,
+    Providers,
+    ProvidersConfig,
+    SendResult,
+)
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """A recipient who asked not to be contacted (Telegram block, WhatsApp 131050).
+
+    The caller persists these (consent store) so the planner stops planning for them.
+    """
+
+    channel: str
+    recipient: str
+    business_id: str
+    customer_id: str
+    phone_e164: str
+    idempotency_key: str
+    code: str
+    at: datetime
+
+
+@dataclass
+class DeliveryReport:
+    """What one run did. `states` counts the final state of each row this run resolved."""
+
+    run_id: str
+    claimed: int = 0
+    recovered: int = 0  # rows re-claimed from a crashed/expired run
+    expired_swept: int = 0
+    states: Counter[str] = field(default_factory=Counter)
+    by_provider: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    error_codes: Counter[str] = field(default_factory=Counter)  # "provider:code"
+    opt_outs: list[OptOut] = field(default_factory=list)
+    http_requests: int = 0
+    confirmed_by_lookup: int = 0
+    ambiguous_resends: int = 0  # resends of unknown outcome on non-idempotent providers
+    replayed: int = 0  # provider answered with the stored original (idempotent replay)
+    lease_lost: int = 0  # claimed rows not sent because their lease ran out in the queue
+    not_committed: int = 0  # results another run had taken over (lease too short)
+    elapsed_s: float = 0.0
+
+    @property
+    def sent_per_s(self) -> float:
+        return self.states.get("sent", 0) / self.elapsed_s if self.elapsed_s else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("states", "by_provider", "error_codes", "opt_outs")
+        }
+        out["states"] = dict(self.states)
+        out["by_provider"] = {p: dict(c) for p, c in self.by_provider.items()}
+        out["error_codes"] = dict(self.error_codes)
+        out["opt_outs"] = [{**asdict(o), "at": o.at.isoformat()} for o in self.opt_outs]
+        out["sent_per_s"] = round(self.sent_per_s, 1)
+        return out
+
+
+def _next_attempt(config: ProvidersConfig, attempts: int, retry_after: float | None) -> timedelta:
+    backoff = min(config.retry_later_s * 2 ** max(attempts - 1, 0), 86_400.0)
+    return timedelta(seconds=max(backoff, retry_after or 0.0))
+
+
+def _completion(
+    item: OutboxItem, token: str, result: SendResult, config: ProvidersConfig, now: datetime
+) -> Completion:
+    if result.ok:
+        note = "confirmed by already_delivered lookup" if result.confirmed_by_lookup else None
+        return Completion(
+            item.key, token, State.sent, provider=result.provider,
+            provider_ref=result.provider_message_id, sent_at=now, last_error=note,
+        )  # fmt: skip
+    error = f"{result.error_code}: {result.error_message}" if result.error_message else None
+    if result.permanent:
+        return Completion(
+            item.key, token, State.failed, reason="permanent", provider=result.provider,
+            error_code=result.error_code, last_error=error,
+        )  # fmt: skip
+    if item.attempts >= config.max_total_attempts:
+        return Completion(
+            item.key, token, State.dead, reason="max_attempts", provider=result.provider,
+            error_code=result.error_code, last_error=error, uncertain=result.uncertain,
+        )  # fmt: skip
+    return Completion(
+        item.key, token, State.failed, reason="retry", provider=result.provider,
+        error_code=result.error_code, last_error=error, uncertain=result.uncertain,
+        next_attempt_at=now + _next_attempt(config, item.attempts, result.retry_after_s),
+    )  # fmt: skip
+
+
+async def _resolve_expired(
+    item: OutboxItem, token: str, already_delivered: AlreadyDelivered | None
+) -> Completion:
+    """A recovered message past its expiry: never send; sent if the provider has it."""
+    if already_delivered is not None:
+        found = already_delivered(item.key)
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return Completion(
+                item.key, token, State.sent, provider=item.channel,
+                provider_ref=found if isinstance(found, str) else None, sent_at=utcnow(),
+                last_error="confirmed by already_delivered lookup",
+            )  # fmt: skip
+    return Completion(
+        item.key, token, State.skipped, reason="expired", uncertain=item.uncertain,
+        last_error="expired while its outcome was unknown" if item.uncertain else None,
+    )  # fmt: skip
+
+
+async def deliver_async(
+    outbox: Outbox,
+    providers: Providers | ProvidersConfig,
+    *,
+    limit: int | None = None,
+    concurrency: int | None = None,
+    kinds: Iterable[Kind] = KINDS,
+    already_delivered: AlreadyDelivered | None = None,
+    flush_interval_s: float = 0.2,
+) -> DeliveryReport:
+    """Deliver due rows (at most `limit` claims) and return the run's report.
+
+    `providers` may be a config (clients are then created and closed here).
+    `already_delivered(key)` (sync or async, truthy = the provider has it) is consulted
+    before resending a WhatsApp/Telegram row whose outcome is unknown.
+    """
+    own_clients = isinstance(providers, ProvidersConfig)
+    clients = (
+        Providers.from_config(providers) if isinstance(providers, ProvidersConfig) else providers
+    )
+    config = clients.whatsapp.config
+    concurrency = concurrency or config.concurrency
+    run_id = uuid.uuid4().hex[:16]
+    report = DeliveryReport(run_id=run_id)
+    started = time.perf_counter()
+    report.expired_swept = outbox.sweep()
+    report.states["skipped"] += report.expired_swept
+
+    batch = config.claim_batch
+    # Never keep a claimed row queued past its lease: keep a margin for the send itself.
+    lease_margin_s = min(config.lease_s / 2, config.http_timeout_s + 1.0)
+    queue: asyncio.Queue[tuple[Kind, str, OutboxItem, float] | None] = asyncio.Queue()
+    buffers: dict[Kind, list[Completion]] = {"message": [], "accrual": []}
+    last_flush = time.monotonic()
+
+    def flush(kind: Kind | None = None) -> None:
+        nonlocal last_flush
+        for k in (kind,) if kind else KINDS:
+            if buffers[k]:
+                done, buffers[k] = buffers[k], []
+                updated = outbox.complete(k, done)
+                report.not_committed += len(done) - updated
+        last_flush = time.monotonic()
+
+    def account(item: OutboxItem, completion: Completion, result: SendResult | None) -> None:
+        provider = completion.provider or item.channel
+        report.states[completion.state.value] += 1
+        report.by_provider[provider][completion.state.value] += 1
+        if completion.error_code:
+            report.error_codes[f"{provider}:{completion.error_code}"] += 1
+        if result is None:
+            return
+        report.http_requests += result.http_attempts
+        report.confirmed_by_lookup += result.confirmed_by_lookup
+        report.ambiguous_resends += result.ambiguous_resends
+        report.replayed += result.replayed
+        if result.opt_out and item.kind == "message":
+            p = item.payload
+            report.opt_outs.append(
+                OptOut(
+                    channel=item.channel, recipient=str(p["recipient"]),
+                    business_id=p["business_id"], customer_id=p["customer_id"],
+                    phone_e164=p["phone_e164"], idempotency_key=item.key,
+                    code=result.error_code or "opt_out", at=utcnow(),
+                )
+            )  # fmt: skip
+
+    async def producer() -> None:
+        remaining = limit if limit is not None else float("inf")
+        batch_no = 0
+        for kind in kinds:
+            while remaining > 0:
+                # Claim just in time: leases start ticking at the claim.
+                while queue.qsize() > batch // 2:
+                    await asyncio.sleep(0.002)
+                n = int(min(batch, remaining))
+                token = f"{run_id}:{batch_no}"
+                batch_no += 1
+                items = outbox.claim(kind, n, run_token=token, lease_s=config.lease_s)
+                deadline = time.monotonic() + config.lease_s - lease_margin_s
+                report.claimed += len(items)
+                remaining -= len(items)
+                for item in items:
+                    report.recovered += item.uncertain
+                    queue.put_nowait((kind, token, item, deadline))
+                if len(items) < n:
+                    break
+        for _ in range(concurrency):
+            queue.put_nowait(None)
+
+    async def worker() -> None:
+        while (entry := await queue.get()) is not None:
+            kind, token, item, deadline = entry
+            if time.monotonic() > deadline:
+                report.lease_lost += 1  # left in `sending`; re-claimed as uncertain later
+                continue
+            result: SendResult | None = None
+            expires = item.payload.get("expires_at") if kind == "message" else None
+            if expires and datetime.fromisoformat(expires) <= utcnow():
+                completion = await _resolve_expired(item, token, already_delivered)
+            else:
+                result = await clients.for_item(item).send(item, already_delivered)
+                completion = _completion(item, token, result, config, utcnow())
+            account(item, completion, result)
+            buffers[kind].append(completion)
+            if len(buffers[kind]) >= batch or time.monotonic() - last_flush > flush_interval_s:
+                flush(kind)
+
+    try:
+        await asyncio.gather(producer(), *(worker() for _ in range(concurrency)))
+    finally:
+        flush()  # results of everything sent so far, also when a worker raised
+        if own_clients:
+            await clients.aclose()
+    report.elapsed_s = time.perf_counter() - started
+    return report
+
+
+def deliver(
+    outbox: Outbox,
+    providers: Providers | ProvidersConfig,
+    *,
+    limit: int | None = None,
+    concurrency: int | None = None,
+    kinds: Iterable[Kind] = KINDS,
+    already_delivered: AlreadyDelivered | None = None,
+) -> DeliveryReport:
+    """Sync wrapper of `deliver_async` (its own event loop; pass a config, not clients)."""
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(
+            deliver_async(
+                outbox,
+                providers,
+                limit=limit,
+                concurrency=concurrency,
+                kinds=kinds,
+                already_delivered=already_delivered,
+            )
+        )
+
+
+def _loop_factory() -> Any:
+    try:  # uvloop (shipped with uvicorn[standard]) roughly halves the per-request overhead
+        import uvloop
+
+        return uvloop.new_event_loop
+    except ImportError:  # pragma: no cover
+        return asyncio.new_event_loop
+
+
+def messenger_events_lookup(client: Any) -> AlreadyDelivered:
+    """`already_delivered` backed by raw.messenger_events (status webhooks carry our key as
+    `message_id`: WhatsApp `biz_opaque_callback_data`, SMS `client_ref`).
+
+    `client` is an open warehouse client; the hook returns the provider message id if a
+    status event for the key exists.
+    """
+
+    def already_delivered(key: str) -> str | bool:
+        rows = client.query(
+            "SELECT any(provider_message_id) FROM raw.messenger_events "
+            "WHERE message_id = {k:String} AND status IN ('sent', 'delivered', 'read') "
+            "HAVING count() > 0",
+            parameters={"k": key},
+        ).result_rows
+        return (rows[0][0] or True) if rows else False
+
+    return already_delivered

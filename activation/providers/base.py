@@ -1,0 +1,261 @@
+"""What every provider client shares: one request per attempt, classification, retries.
+
+Guarantees (the payments-API reference: at-most-once *effect* under retries):
+
+- Every request carries our idempotency key — in the `Idempotency-Key` header always, and
+  in the provider's own field where the contract has one (WhatsApp
+  `biz_opaque_callback_data`, SMS `client_ref`). Providers with native idempotency (SMS
+  gateway, ledger) turn a repeat into a replay of the original answer, so retrying after
+  an unknown outcome (timeout, connection lost after the request went out) is safe.
+- WhatsApp Cloud API and Telegram have no idempotency: a repeat is a second message.
+  Residual risk, minimised: before re-sending a request whose outcome is unknown (an
+  ambiguous failure in this run, or a row recovered from a crashed run), the client asks
+  `already_delivered(key)` (backed by status webhooks in raw.messenger_events, or the
+  stand-ins' lookup) and records the row as sent if the provider has it. What remains: a
+  message the provider accepted but whose status webhook has not arrived yet when we ask
+  (seconds) is sent twice; Telegram sends no status webhooks, so without a hook an
+  unknown outcome there is resent. Failures *before* the request left (connect errors,
+  pool timeouts) are never ambiguous.
+- Retries: 429, 5xx, timeouts and connection errors, exponential backoff with jitter,
+  `Retry-After` / `retry_after` honoured (the whole provider pauses, as flood control
+  means); at most `max_attempts_per_run` tries, then the row goes back to the outbox.
+- Rate limit: one `aiolimiter.AsyncLimiter` per provider, bucket `rate_burst` (1 = even
+  spacing, so the measured rate matches the configured one from the first message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+
+import httpx
+from aiolimiter import AsyncLimiter
+
+from activation.providers.config import ProvidersConfig
+
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+AlreadyDelivered = Callable[[str], "bool | str | Awaitable[bool | str | None] | None"]
+"""`already_delivered(key)` → truthy (optionally the provider message id) if the provider
+already has a message for our key. Consulted only when a resend's outcome is unknown."""
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One claimed outbox row as a provider sees it (payload = the planned model as JSON)."""
+
+    key: str
+    kind: Literal["message", "accrual"]
+    channel: str
+    payload: dict[str, Any]
+    uncertain: bool = False  # a previous attempt's outcome is unknown (crash, timeout)
+    attempts: int = 1  # claims so far, including this one
+
+
+@dataclass
+class Attempt:
+    """The classified answer to one HTTP request."""
+
+    kind: Literal["sent", "retry", "permanent"]
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+    retry_after_s: float | None = None
+    opt_out: bool = False
+    ambiguous: bool = False  # the request may have had its effect; the answer was lost
+    replayed: bool = False
+
+
+@dataclass
+class SendResult:
+    """The outcome of one row in one run (after in-run retries)."""
+
+    key: str
+    provider: str
+    ok: bool
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    permanent: bool = False
+    opt_out: bool = False
+    uncertain: bool = False  # failed, and some attempt's outcome is unknown
+    retry_after_s: float | None = None
+    http_attempts: int = 0
+    confirmed_by_lookup: bool = False  # sent per `already_delivered`, not a fresh request
+    ambiguous_resends: int = 0  # resends after an unknown outcome without a positive lookup
+    replayed: bool = False
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds (delta-seconds, fractional accepted, or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Gate:
+    """Provider-wide pause after a 429 with Retry-After: every sender waits it out."""
+
+    until: float = 0.0
+    waits: list[float] = field(default_factory=list)
+
+    def block(self, seconds: float) -> None:
+        self.until = max(self.until, time.monotonic() + seconds)
+
+    async def wait(self) -> None:
+        while (left := self.until - time.monotonic()) > 0:
+            await asyncio.sleep(left)
+
+
+class Provider:
+    """Base client: subclasses build the request and classify the answer."""
+
+    name: str = ""
+    native_idempotency: bool = False
+
+    def __init__(self, config: ProvidersConfig, base_url: str, rate_per_s: float | None) -> None:
+        self.config = config
+        self.base_url = base_url
+        self.timeout = httpx.Timeout(config.http_timeout_s, connect=config.http_connect_timeout_s)
+        # One single-connection httpx client per concurrent request, reused LIFO: httpcore's
+        # shared pool scans every connection per request, which halves throughput at 32+
+        # connections; a free-list of clients is O(1) and keeps connections warm.
+        self._idle: list[httpx.AsyncClient] = []
+        self._clients: list[httpx.AsyncClient] = []
+        self._urls: dict[str, httpx.URL] = {}
+        burst = config.rate_burst
+        self.limiter = AsyncLimiter(burst, burst / rate_per_s) if rate_per_s else None
+        self.gate = _Gate()
+        # Loading the CA bundle costs ~50 ms: once per provider, shared by its clients.
+        self._ssl_context = httpx.create_ssl_context()
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._idle:
+            return self._idle.pop()
+        # httpx writes headers and body in two sends; without TCP_NODELAY, Nagle holds the
+        # body until the peer's delayed ACK (~40 ms) and a keep-alive connection crawls.
+        transport = httpx.AsyncHTTPTransport(
+            verify=self._ssl_context,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            socket_options=NODELAY,
+        )
+        client = httpx.AsyncClient(
+            base_url=self.base_url, timeout=self.timeout, transport=transport,
+            verify=self._ssl_context,  # also for transports httpx builds for env proxies
+        )  # fmt: skip
+        self._clients.append(client)
+        return client
+
+    async def post(self, path: str, headers: dict[str, str], body: Any) -> httpx.Response:
+        url = self._urls.get(path)
+        if url is None:  # parsed once per path: URL parsing is a visible share of a request
+            url = self._urls[path] = httpx.URL(self.base_url.rstrip("/") + path)
+        client = self._client()
+        try:
+            return await client.post(url, headers=headers, json=body)
+        finally:
+            self._idle.append(client)
+
+    # -- subclass API ------------------------------------------------------------------------
+    def build(self, item: OutboxItem) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """(path, headers, json body) of the request for `item`."""
+        raise NotImplementedError
+
+    def classify(self, response: httpx.Response) -> Attempt:
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2**attempt)
+        return random.uniform(ceiling / 2, ceiling)  # "equal jitter": spread, never zero
+
+    async def send(
+        self, item: OutboxItem, already_delivered: AlreadyDelivered | None = None
+    ) -> SendResult:
+        """Deliver `item` with bounded retries; never raises for provider/network failures."""
+        path, headers, body = self.build(item)
+        headers = {"Idempotency-Key": item.key, **headers}
+        result = SendResult(key=item.key, provider=self.name, ok=False)
+        uncertain = item.uncertain
+        attempt = Attempt("retry")
+        for n in range(self.config.max_attempts_per_run):
+            if uncertain and not self.native_idempotency:
+                if already_delivered is not None:
+                    found = already_delivered(item.key)
+                    if inspect.isawaitable(found):
+                        found = await found
+                    if found:
+                        result.ok = True
+                        result.confirmed_by_lookup = True
+                        result.provider_message_id = found if isinstance(found, str) else None
+                        return result
+                result.ambiguous_resends += 1
+            await self.gate.wait()
+            if self.limiter is not None:
+                await self.limiter.acquire()
+            result.http_attempts += 1
+            try:
+                response = await self.post(path, headers=headers, body=body)
+                attempt = self.classify(response)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # The request never reached the provider: no effect, nothing ambiguous.
+                attempt = Attempt("retry", error_code="connect_error", message=repr(exc))
+            except httpx.TimeoutException as exc:
+                attempt = Attempt("retry", error_code="timeout", message=repr(exc), ambiguous=True)
+            except httpx.TransportError as exc:
+                attempt = Attempt(
+                    "retry", error_code="connection_lost", message=repr(exc), ambiguous=True
+                )
+            uncertain = uncertain or attempt.ambiguous
+            if attempt.kind == "sent":
+                result.ok = True
+                result.provider_message_id = attempt.provider_message_id
+                result.replayed = attempt.replayed
+                return result
+            result.error_code = attempt.error_code
+            result.error_message = attempt.message
+            if attempt.kind == "permanent":
+                result.permanent = True
+                result.opt_out = attempt.opt_out
+                return result
+            if attempt.retry_after_s is not None:
+                result.retry_after_s = attempt.retry_after_s
+                if attempt.retry_after_s > self.config.max_retry_wait_s:
+                    break  # don't hold the claim that long; the next run picks it up
+                self.gate.block(attempt.retry_after_s)
+            elif n + 1 < self.config.max_attempts_per_run:
+                await asyncio.sleep(self._backoff(n))
+        # An answer from the provider (5xx, 429) after an ambiguous attempt does not make
+        # that earlier attempt's outcome known, so `uncertain` sticks until a success.
+        result.uncertain = uncertain and not self.native_idempotency
+        return result
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()
+        self._idle.clear()

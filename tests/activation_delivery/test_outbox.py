@@ -1,0 +1,74 @@
+"""The outbox on a real SQLite file: idempotent enqueue, claims with leases, owned completion."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from activation.contracts import Channel, State
+from activation.outbox import Completion, Outbox
+
+from .conftest import accrual, message
+
+
+def test_enqueue_is_idempotent_and_never_resets_a_key(outbox: Outbox) -> None:
+    plans = [message(1), message(2, Channel.sms), accrual(1)]
+    first = outbox.enqueue(plans)
+    assert (first.inserted, first.existing) == (3, 0)
+    items = outbox.claim("message", 10, run_token="r1:0", lease_s=60)
+    assert len(items) == 2
+    outbox.complete("message", [Completion(items[0].key, "r1:0", State.sent, provider_ref="x")])
+
+    changed = message(1).model_copy(update={"text": "another text"})
+    again = outbox.enqueue([changed, message(2, Channel.sms), accrual(1)])
+    assert (again.inserted, again.existing) == (0, 3)
+    rows = {r["idempotency_key"]: r for r in outbox.rows("message")}
+    assert rows[items[0].key]["state"] == "sent"
+    assert rows[items[1].key]["state"] == "sending"  # not re-planned by the second enqueue
+    assert rows[message(1).idempotency_key]["payload"]["text"] == message(1).text
+
+
+def test_holdout_is_stored_skipped_and_never_claimed(outbox: Outbox) -> None:
+    result = outbox.enqueue([message(1, holdout=True), message(2)])
+    assert result.holdout == 1
+    claimed = outbox.claim("message", 10, run_token="r:0", lease_s=60)
+    assert [i.key for i in claimed] == [message(2).idempotency_key]
+    held = outbox.rows("message", keys=[message(1).idempotency_key])[0]
+    assert (held["state"], held["reason"]) == ("skipped", "holdout")
+
+
+def test_expired_rows_are_swept_to_skipped(outbox: Outbox) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    outbox.enqueue([message(1, expires_at=past), message(2)])
+    assert outbox.sweep() == 1
+    row = outbox.rows("message", keys=[message(1).idempotency_key])[0]
+    assert (row["state"], row["reason"]) == ("skipped", "expired")
+
+
+def test_claim_is_exclusive_until_the_lease_expires_then_uncertain(outbox: Outbox) -> None:
+    outbox.enqueue([message(i) for i in range(5)])
+    first = outbox.claim("message", 3, run_token="a:0", lease_s=0.3)
+    assert len(first) == 3 and not any(i.uncertain for i in first)
+    # The claim was committed: another connection sees the rows in `sending`.
+    other = Outbox(outbox.engine.url.render_as_string(hide_password=False))
+    assert other.counts()["message"] == {"sending": 3, "planned": 2}
+    second = other.claim("message", 10, run_token="b:0", lease_s=60)
+    assert {i.key for i in second}.isdisjoint({i.key for i in first}) and len(second) == 2
+    time.sleep(0.35)
+    third = other.claim("message", 10, run_token="c:0", lease_s=60)
+    assert {i.key for i in third} == {i.key for i in first}
+    assert all(i.uncertain and i.attempts == 2 for i in third)
+    # The crashed owner's late result must not overwrite the new owner's row.
+    late = [Completion(i.key, "a:0", State.failed, error_code="late") for i in first]
+    assert outbox.complete("message", late) == 0
+    done = [Completion(i.key, "c:0", State.sent, provider_ref="m") for i in third]
+    assert other.complete("message", done) == 3
+    other.dispose()
+
+
+def test_same_run_never_reclaims_its_own_rows(outbox: Outbox) -> None:
+    outbox.enqueue([message(1)])
+    assert len(outbox.claim("message", 1, run_token="run1:0", lease_s=0.01)) == 1
+    time.sleep(0.05)
+    assert outbox.claim("message", 1, run_token="run1:1", lease_s=60) == []
+    assert len(outbox.claim("message", 1, run_token="run2:0", lease_s=60)) == 1

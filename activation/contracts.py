@@ -12,11 +12,21 @@ can never produce two actions, however often planning runs.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+
+def _as_utc(value: datetime) -> datetime:
+    # The warehouse returns DateTime64(3, 'UTC') values without their zone: a naive
+    # timestamp here is UTC by contract, and everything leaving this module is aware.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class Channel(StrEnum):
@@ -62,8 +72,8 @@ class PlannedMessage(BaseModel):
     language: str = "ru"
     variables: dict[str, str] = Field(default_factory=dict)
     text: str = Field(description="the rendered message (SMS/Telegram body, preview)")
-    send_at: datetime = Field(description="UTC; already moved out of quiet hours")
-    expires_at: datetime = Field(description="UTC; not sent after this (occasion passed)")
+    send_at: UtcDatetime = Field(description="UTC; already moved out of quiet hours")
+    expires_at: UtcDatetime = Field(description="UTC; not sent after this (occasion passed)")
     holdout: bool = False
     priority: int = 0
     offer_id: str | None = None
@@ -80,4 +90,4 @@ class PlannedAccrual(BaseModel):
     amount: Decimal = Field(decimal_places=2)
     currency: str
     source_event_id: str = Field(description="partner_id:event_id the accrual comes from")
-    created_at: datetime
+    created_at: UtcDatetime

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
+from orchestration.assets.activation import ACTIVATION_ASSETS
 from orchestration.assets.dbt import dbt_models, dbt_resource
 from orchestration.assets.ingestion import INGESTION_ASSETS
 from orchestration.assets.ml import ML_ASSETS
@@ -20,7 +21,7 @@ from revisit.settings import get_settings
 
 SETTINGS = get_settings()
 
-ALL_ASSETS = [*INGESTION_ASSETS, dbt_models, *ML_ASSETS]
+ALL_ASSETS = [*INGESTION_ASSETS, dbt_models, *ML_ASSETS, *ACTIVATION_ASSETS]
 
 defs = Definitions(
     assets=ALL_ASSETS,

@@ -109,6 +109,19 @@ def run_main_job(settings: Settings, run_config: dict[str, Any]) -> Any:
     )
 
 
+def print_activation(result: Any, console: Console) -> None:
+    """The dry run's counts per trigger, from the activation assets' metadata."""
+    table = Table("trigger", "planned", "holdout", "excluded", "skipped because",
+                  title="Activation dry run (nothing sent)")  # fmt: skip
+    for event in result.asset_materializations_for_node("activation"):
+        meta = {k: v.value for k, v in event.metadata.items()}
+        table.add_row(
+            event.asset_key.path[-1], f"{meta['planned']:,}", f"{meta['holdout']:,}",
+            f"{meta['excluded']:,}", str(meta.get("skipped") or ""),
+        )  # fmt: skip
+    console.print(table)
+
+
 def run_demo(settings: Settings, console: Console, *, customers: int, seed: int = 7) -> None:
     from ingestion.crm.standin import serve_in_background
 
@@ -130,6 +143,11 @@ def run_demo(settings: Settings, console: Console, *, customers: int, seed: int 
                     "crm": {"config": {"api_url": crm_api.base_url}},
                     "dbt_models": {"config": {"as_of_date": manifest["as_of"]}},
                     "revisit_ml": {"config": {"as_of": manifest["as_of"]}},
+                    "activation": {
+                        "config": {"now": f"{manifest['as_of']}T06:00:00+00:00", "dry_run": True}
+                    },
+                    "cashback_accruals": {"config": {"dry_run": True}},
+                    "deliveries": {"config": {"dry_run": True}},
                 }
             },
         )
@@ -138,6 +156,7 @@ def run_demo(settings: Settings, console: Console, *, customers: int, seed: int 
             console.print(f"[red]{event.step_key}: {event.message}[/]")
         raise SystemExit(f"the main job failed (run id {result.run_id})")
 
+    print_activation(result, console)
     with warehouse.connect(settings.warehouse_dsn) as client:
         inventory = table_inventory(client)
     table = Table("database", "table", "engine", "rows", title="Tables built")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
@@ -17,8 +18,8 @@ import pandas as pd
 import pytest
 
 import warehouse
-from revisit.settings import Settings
-from tests.conftest import run_cli
+from revisit.settings import PROJECT_ROOT, Settings
+from tests.conftest import VENV_BIN, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -267,3 +268,44 @@ def test_export_segments_for_marketers(pipeline: tuple[Settings, dict], tmp_path
     sheets = pd.read_excel(xlsx / business / "segments.xlsx", sheet_name=None)
     assert set(sheets) == {"segment_sizes", "members"}
     assert len(sheets["members"]) == len(table)
+
+
+def test_live_accruals_reach_the_ledger_exactly_once(pipeline: tuple[Settings, dict]) -> None:
+    """cashback_accruals + deliveries, live, twice, against the ledger stand-in: one
+    effect per ledger accrual entry, and the reconciliation check passes."""
+    from activation.standins import TOKENS, run_standins
+
+    settings, _ = pipeline
+    config = {
+        "ops": {
+            "cashback_accruals": {"config": {"dry_run": False}},
+            "deliveries": {"config": {"dry_run": False}},
+        }
+    }
+    with run_standins(providers=("ledger",)) as cluster:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REVISIT_")}
+        env.update(
+            REVISIT_DATA_DIR=str(settings.data_dir),
+            REVISIT_LEDGER_BASE_URL=cluster.urls["ledger"],
+            REVISIT_LEDGER_TOKEN=TOKENS["ledger"],
+        )
+        for _ in range(2):
+            done = subprocess.run(
+                [str(VENV_BIN / "dagster"), "asset", "materialize", "-m",
+                 "orchestration.definitions", "--select",
+                 "activation/cashback_accruals,activation/deliveries",
+                 "--config-json", json.dumps(config)],
+                cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert "accruals_reconciled" in done.stderr
+        effects = cluster.admin("ledger").effects()
+    accruals = frame(
+        settings, "SELECT count() AS n FROM marts.cashback_ledger WHERE event_type = 'accrual'"
+    ).n[0]
+    assert len(effects) == accruals > 0
+    assert set(effects.values()) == {1}
+    log = frame(
+        settings, "SELECT state, count() AS n FROM activation.accrual_log FINAL GROUP BY state"
+    )
+    assert dict(zip(log.state, log.n, strict=True)) == {"sent": accruals}

@@ -13,7 +13,14 @@ from orchestration.assets.activation import ACTIVATION_ASSETS
 from orchestration.assets.dbt import dbt_models, dbt_resource
 from orchestration.assets.ingestion import INGESTION_ASSETS
 from orchestration.assets.ml import ML_ASSETS
-from orchestration.jobs import crm_job, main_job, models_job, partner_job, spool_job
+from orchestration.jobs import (
+    ACTIVATION_JOBS,
+    crm_job,
+    main_job,
+    models_job,
+    partner_job,
+    spool_job,
+)
 from orchestration.resources import WarehouseResource
 from orchestration.schedules import SCHEDULES
 from orchestration.sensors import SENSORS
@@ -25,7 +32,7 @@ ALL_ASSETS = [*INGESTION_ASSETS, dbt_models, *ML_ASSETS, *ACTIVATION_ASSETS]
 
 defs = Definitions(
     assets=ALL_ASSETS,
-    jobs=[main_job, crm_job, spool_job, partner_job, models_job],
+    jobs=[main_job, crm_job, spool_job, partner_job, models_job, *ACTIVATION_JOBS],
     schedules=SCHEDULES,
     sensors=SENSORS,
     resources={

@@ -2,6 +2,7 @@
 
 from dagster import AssetSelection, define_asset_job
 
+from orchestration.assets.activation import ACCRUALS, DELIVERIES, trigger_key
 from orchestration.assets.dbt import dbt_models
 
 main_job = define_asset_job(
@@ -34,3 +35,44 @@ models_job = define_asset_job(
     selection=AssetSelection.assets(dbt_models),
     description="dbt build of every model (incremental facts pick up what is new).",
 )
+
+
+LIVE = {"config": {"dry_run": False}}
+
+
+def trigger_job(name: str, triggers: list[str], description: str):
+    """Plan the given triggers into the outbox (live)."""
+    return define_asset_job(
+        name,
+        selection=AssetSelection.assets(*(trigger_key(t) for t in triggers)),
+        config={"ops": {"activation": LIVE}},
+        description=description,
+    )
+
+
+birthday_job = trigger_job(
+    "plan_birthdays", ["birthday_greeting"], "Birthday greetings of the next 24 hours."
+)
+reminders_job = trigger_job(
+    "plan_reminders",
+    ["appointment_reminder_24h", "appointment_reminder_2h"],
+    "Reminders of appointments 24 h and 2 h ahead.",
+)
+weekly_job = trigger_job(
+    "plan_weekly",
+    ["winback_offer", "segment_offer", "partner_offer"],
+    "Win-back, segment and partner offers.",
+)
+cashback_job = trigger_job(
+    "plan_cashback",
+    ["cashback_threshold", "cashback_expiry"],
+    "Cashback balance and expiry notifications.",
+)
+deliveries_job = define_asset_job(
+    "deliver",
+    selection=AssetSelection.assets(ACCRUALS, DELIVERIES),
+    config={"ops": {"cashback_accruals": LIVE, "deliveries": LIVE}},
+    description="Accruals into the outbox, then everything due delivered exactly once.",
+)
+
+ACTIVATION_JOBS = [birthday_job, reminders_job, weekly_job, cashback_job, deliveries_job]

@@ -1,14 +1,27 @@
-"""Sensors on the landing zone: new closed spool segments, new partner files.
+"""Sensors: new closed spool segments, new partner files, failing deliveries.
 
-They only look at files (never the warehouse: in embedded mode a run may hold it), and
-key each run request by the newest file they saw, so a file triggers one run.
+They never open the warehouse (in embedded mode a run may hold it): the first two look
+at files and key each run request by the newest file they saw, so a file triggers one
+run; the third reads the outbox (the transactional state store).
 """
 
+import datetime as dt
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from dagster import RunRequest, SensorEvaluationContext, SkipReason, sensor
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
 
+from orchestration.assets.activation import DELIVERIES
 from orchestration.jobs import partner_job, spool_job
 from revisit.settings import get_settings
 
@@ -51,4 +64,50 @@ def partner_files(context: SensorEvaluationContext) -> Iterator[RunRequest | Ski
     yield RunRequest(run_key=f"partners-{cursor}", tags={"files": str(len(fresh))})
 
 
-SENSORS = [spool_segments, partner_files]
+@sensor(minimum_interval_seconds=300)
+def failing_deliveries(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    """Reports outbox rows that failed or went dead since the last look as a failed
+    `delivery_failures` check on activation/deliveries, with counts per provider and
+    error code and a few examples."""
+    from activation.contracts import State
+    from activation.outbox import Outbox
+
+    since = dt.datetime.fromisoformat(context.cursor) if context.cursor else None
+    now = dt.datetime.now(dt.UTC)
+    outbox = Outbox.from_settings(get_settings())
+    try:
+        failed = [
+            row
+            for kind in ("message", "accrual")
+            for state in (State.failed, State.dead)
+            for row in outbox.rows(kind, state=state, since=since)
+        ]
+    finally:
+        outbox.dispose()
+    context.update_cursor(now.isoformat())
+    if not failed:
+        return SkipReason("no failing delivery")
+    by_code = Counter(f"{r['provider']}:{r['error_code']} ({r['state']})" for r in failed)
+    examples = [
+        f"{r['idempotency_key']}: {r['provider']} {r['error_code']} — {r['last_error']}"
+        for r in failed[:5]
+    ]
+    return SensorResult(
+        asset_events=[
+            AssetCheckEvaluation(
+                asset_key=DELIVERIES,
+                check_name="delivery_failures",
+                passed=False,
+                severity=AssetCheckSeverity.WARN,
+                metadata={
+                    "failed": len(failed),
+                    "dead": sum(r["state"] == State.dead.value for r in failed),
+                    "by_provider_and_code": MetadataValue.json(dict(by_code)),
+                    "examples": MetadataValue.md("\n".join(f"- {e}" for e in examples)),
+                },
+            )
+        ]
+    )
+
+
+SENSORS = [spool_segments, partner_files, failing_deliveries]

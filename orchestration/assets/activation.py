@@ -17,6 +17,7 @@ from typing import Any
 
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
@@ -182,7 +183,10 @@ def cashback_accruals(
                      description="What the outbox delivered, failed or skipped.")],
     check_specs=[AssetCheckSpec("accruals_reconciled", asset=DELIVERIES,
                                 description="Accruals the ledger confirmed match "
-                                "marts.cashback_ledger: none missing, none twice.")],
+                                "marts.cashback_ledger: none missing, none twice."),
+                 AssetCheckSpec("delivery_failures", asset=DELIVERIES,
+                                description="No delivery failed or went dead (also "
+                                "reported between runs by the failing_deliveries sensor).")],
 )  # fmt: skip
 def deliveries(
     context: AssetExecutionContext, config: OutboxConfig, warehouse: WarehouseResource
@@ -203,12 +207,16 @@ def deliveries(
                     metadata={"dry_run": True, "outbox": MetadataValue.json(outbox.counts())},
                 )
                 reconciled = reconcile_accruals(client, outbox)
+                failures: dict[str, int] = {}
             else:
                 report = deliver(
                     outbox, ProvidersConfig.from_settings(SETTINGS),
                     already_delivered=messenger_events_lookup(client),
                 )  # fmt: skip
                 record_opt_outs(client, report.opt_outs)
+                failures = {
+                    state: n for state, n in report.states.items() if state in ("failed", "dead")
+                }
                 logged = log_to_warehouse(client, outbox)
                 reconciled = reconcile_accruals(client, outbox)
                 yield MaterializeResult(
@@ -223,6 +231,13 @@ def deliveries(
                 )
     finally:
         outbox.dispose()
+    yield AssetCheckResult(
+        asset_key=DELIVERIES,
+        check_name="delivery_failures",
+        passed=not failures,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"failed_or_dead": MetadataValue.json(failures)},
+    )
     yield AssetCheckResult(
         asset_key=DELIVERIES,
         check_name="accruals_reconciled",

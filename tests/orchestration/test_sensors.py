@@ -46,3 +46,42 @@ def test_partner_sensor_sees_new_feed_files(settings: Settings) -> None:
     results, cursor = _evaluate(partner_files, cursor)
     assert isinstance(results[0], RunRequest)
     assert isinstance(_evaluate(partner_files, cursor)[0][0], SkipReason)
+
+
+def test_failing_deliveries_are_reported_once(settings: Settings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from activation.contracts import Channel, PlannedMessage
+    from activation.outbox import Outbox
+    from orchestration.sensors import failing_deliveries
+
+    settings.data_dir.joinpath("state").mkdir(parents=True)
+    outbox = Outbox.from_settings(settings)
+    now = datetime.now(UTC)
+    outbox.enqueue(
+        [
+            PlannedMessage(
+                idempotency_key="k1", campaign_id="c", trigger="winback", business_id="b",
+                customer_id="u", phone_e164="+79161234567", channel=Channel.telegram,
+                recipient="5000001", template="t", text="hi", send_at=now,
+                expires_at=now + timedelta(hours=1),
+            )
+        ]
+    )  # fmt: skip
+    context = build_sensor_context(cursor=None)
+    assert isinstance(failing_deliveries(context), SkipReason)
+    with outbox.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE outbox_messages SET state = 'dead', provider = 'telegram', "
+                "error_code = 'blocked', updated_at = :t"
+            ),
+            {"t": (now + timedelta(seconds=5)).replace(tzinfo=None)},
+        )
+    outbox.dispose()
+    result = failing_deliveries(build_sensor_context(cursor=(now - timedelta(1)).isoformat()))
+    evaluation = result.asset_events[0]
+    assert evaluation.check_name == "delivery_failures" and not evaluation.passed
+    assert evaluation.metadata["dead"].value == 1

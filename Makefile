@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
+# uv (from PyPI, into the venv) resolves and installs several times faster than pip.
+UV     := $(BIN)/uv
 
 .PHONY: install run test lint format dev bench clean
 
@@ -12,8 +14,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml warehouse/dbt_plugin/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade "pip>=24"
-	$(PIP) install --quiet -e ./warehouse/dbt_plugin -e '.[dev]'
+	@test -x $(UV) || $(PIP) install --quiet "uv>=0.5,<1"
+	$(UV) pip install --quiet --python $(BIN)/python -e ./warehouse/dbt_plugin -e '.[dev]'
 	@touch $(STAMP)
 
 run: install

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -70,7 +71,7 @@ def replay_webhooks(settings: Settings, console: Console) -> dict[str, int]:
             raise RuntimeError(f"the webhook receiver did not start: {line!r}")
         base_url = f"http://127.0.0.1:{int(line.split()[1])}"
         for requests_file in sorted((settings.source_dir / "webhooks").glob("*.jsonl")):
-            result = replay(requests_file, base_url, concurrency=16)
+            result = replay(requests_file, base_url, concurrency=64)
             accepted[requests_file.stem] = result.accepted
     finally:
         receiver.send_signal(signal.SIGTERM)
@@ -102,11 +103,15 @@ def run_main_job(settings: Settings, run_config: dict[str, Any]) -> Any:
     from orchestration.instance import get_instance
 
     job = defs.resolve_job_def("revisit_main")
-    return job.execute_in_process(
-        instance=get_instance(settings),
-        raise_on_error=False,
-        run_config={**run_config, "loggers": QUIET_LOGGERS},
-    )
+    # dbt's own log lines (which dagster-dbt echoes to stdout) go to a file, not the screen.
+    log_path = settings.data_dir / "logs" / "demo-run.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log, contextlib.redirect_stdout(log):
+        return job.execute_in_process(
+            instance=get_instance(settings),
+            raise_on_error=False,
+            run_config={**run_config, "loggers": QUIET_LOGGERS},
+        )
 
 
 def print_activation(result: Any, console: Console) -> None:
@@ -169,5 +174,6 @@ def run_demo(settings: Settings, console: Console, *, customers: int, seed: int 
         f"  make dev      Dagster UI on http://127.0.0.1:3000 (this run, lineage, checks)\n"
         f'  .venv/bin/revisit query "SELECT segment, count() FROM marts.customer_rfm '
         f'GROUP BY segment"\n'
-        f"  .venv/bin/revisit doctor      versions, DSNs, warehouse status"
+        f"  .venv/bin/revisit doctor      versions, DSNs, warehouse status\n"
+        f"  {settings.data_dir / 'logs' / 'demo-run.log'}   dbt's log of this run"
     )

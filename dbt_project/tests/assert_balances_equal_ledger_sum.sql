@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'cashback_balances'}}}) }}
 -- cashback_balances is exactly the ledger summed per customer and currency.
 with ledger as (
     select customer_id, currency, sum(amount) as total, count() as entries

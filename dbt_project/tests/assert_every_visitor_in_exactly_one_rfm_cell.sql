@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'customer_rfm'}}}) }}
 -- Every customer with a completed visit up to the as-of date is in customer_rfm exactly
 -- once, in one of the 27 cells. Returns the customers for whom that is not true.
 with visitors as (

@@ -127,6 +127,28 @@ def print_activation(result: Any, console: Console) -> None:
     console.print(table)
 
 
+def print_segments(client: warehouse.Client, console: Console) -> None:
+    """Segment sizes per business: one column per business, one row per segment."""
+    sizes = client.query_df(
+        "SELECT s.segment_label AS segment, r.business_id AS business, count() AS n, "
+        "any(s.sort_order) AS sort_order FROM marts.customer_rfm AS r "
+        "INNER JOIN marts.rfm_segments AS s ON r.segment = s.segment "
+        "GROUP BY segment, business"
+    )
+    if sizes.empty:
+        return
+    pivot = sizes.pivot_table(index=["sort_order", "segment"], columns="business", values="n",
+                              aggfunc="sum", fill_value=0)  # fmt: skip
+    shown = list(pivot.columns[:8])
+    title = "Customers per RFM segment and business"
+    if len(pivot.columns) > len(shown):
+        title += f" (first {len(shown)} of {len(pivot.columns)} businesses)"
+    table = Table("segment", *shown, title=title)
+    for (_, segment), row in pivot.iterrows():
+        table.add_row(segment, *(f"{int(row[b]):,}" for b in shown))
+    console.print(table)
+
+
 def run_demo(settings: Settings, console: Console, *, customers: int, seed: int = 7) -> None:
     from ingestion.crm.standin import serve_in_background
 
@@ -163,6 +185,7 @@ def run_demo(settings: Settings, console: Console, *, customers: int, seed: int 
 
     print_activation(result, console)
     with warehouse.connect(settings.warehouse_dsn) as client:
+        print_segments(client, console)
         inventory = table_inventory(client)
     table = Table("database", "table", "engine", "rows", title="Tables built")
     for database, name, engine, count in inventory:

@@ -82,6 +82,14 @@ def run(bench: Bench, quick: bool) -> dict[str, object]:
     return result
 
 
+HEADLINE_PARTS = ("per_s", "second", "median", "_ms", "gap", "beats", "error_pct", "failed")
+
+
+def _headline(key: str) -> bool:
+    """Keys worth a place in the summary table (the raw JSON below has everything)."""
+    return key != "wall_s" and (key.endswith("_s") or any(p in key for p in HEADLINE_PARTS))
+
+
 def render(results: dict[str, dict]) -> str:
     lines = [
         "# Benchmarks",
@@ -100,11 +108,11 @@ def render(results: dict[str, dict]) -> str:
             continue
         result = entry["result"]
         headline = {k: v for k, v in result.items() if k not in ("args", "error")}
-        summary = "error" if "error" in result else ", ".join(
-            f"{k}={v}" for k, v in headline.items()
-            if k.endswith(("_per_s", "_s", "_ms", "rate", "p99", "p50", "gap_to_truth"))
-            or k.startswith("model_beats")
-        )  # fmt: skip
+        summary = (
+            "error"
+            if "error" in result
+            else ", ".join(f"{k}={v}" for k, v in headline.items() if _headline(k))
+        )
         lines.append(
             f"| {bench.name} | {bench.target} | `{' '.join(result.get('args', []))}` | "
             f"{summary} | {entry['at']}, {entry['machine']['cpus']} CPUs, "

@@ -13,9 +13,11 @@ models of the median run (from dbt's run_results.json).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -113,21 +115,28 @@ def fill(settings: Settings, customers: int) -> dict[str, int]:
     return sizes
 
 
-def build(settings: Settings) -> tuple[float, list[tuple[str, float]]]:
+def build(settings: Settings) -> tuple[float, list[tuple[str, float]], list[str]]:
+    """One full build: total seconds, the five slowest models, the nodes that failed."""
     started = time.perf_counter()
-    run_dbt(
-        ["build", "--full-refresh", "--vars", json.dumps({"as_of_date": AS_OF}), "--quiet"],
-        settings,
-        capture=True,
-    )
+    with contextlib.suppress(subprocess.CalledProcessError):  # failures are reported below
+        run_dbt(
+            ["build", "--full-refresh", "--vars", json.dumps({"as_of_date": AS_OF}), "--quiet"],
+            settings,
+            capture=True,
+        )
     total = time.perf_counter() - started
-    results = json.loads((run_target_path(settings) / "run_results.json").read_text())
+    results = json.loads((run_target_path(settings) / "run_results.json").read_text())["results"]
     models = [
         (r["unique_id"].split(".")[-1], round(r["execution_time"], 2))
-        for r in results["results"]
+        for r in results
         if r["unique_id"].startswith("model.")
     ]
-    return total, sorted(models, key=lambda m: -m[1])[:5]
+    failed = [
+        f"{r['unique_id'].split('.')[-1]}: {r['status']} {(r.get('message') or '')[:200]}"
+        for r in results
+        if r["status"] not in ("success", "pass")
+    ]
+    return total, sorted(models, key=lambda m: -m[1])[:5], failed
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -141,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         sizes = fill(settings, options.customers)
         fill_s = time.perf_counter() - started
         runs = [build(settings) for _ in range(options.runs)]
-    totals = [total for total, _ in runs]
+    totals = [total for total, _, _ in runs]
     median_run = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
     result = {
         "bench": "dbt_build",
@@ -153,6 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
         "all_s": [round(t, 1) for t in totals],
         "target_s": 90,
         "slowest_models": median_run[1],
+        "failed_nodes": median_run[2],
         "cpu_count": os.cpu_count(),
         "mem_total_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
     }

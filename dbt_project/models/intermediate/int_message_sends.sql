@@ -1,3 +1,5 @@
+{{ config(materialized="table", engine="MergeTree", order_by="message_id") }}
+
 -- One row per trigger message, with the time it reached each funnel stage.
 -- Status events find their message by our message id (WhatsApp biz_opaque_callback_data,
 -- SMS message_id, Telegram button data) or, failing that, by the provider's message id

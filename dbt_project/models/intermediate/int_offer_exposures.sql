@@ -1,3 +1,5 @@
+{{ config(materialized="table", engine="MergeTree", order_by="customer_id") }}
+
 -- One row per (offer_id, customer_id): the customer's first exposure to a partner offer
 -- (a partner_offer message actually sent by a distributor), its first completed visit
 -- at the publisher within the attribution window after it, and whether the customer

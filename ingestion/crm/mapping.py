@@ -274,8 +274,12 @@ def prepare(
             typed["customer_id"] = customer_id(phones["phone_e164"])
             err = phones["error"].notna().to_numpy()
             if err.any():
-                reasons = f"{spec.source} {phones['error'].fillna('')} (region " + region + "): '"
-                reasons = reasons + values.fillna("") + "'"
+                # Element-wise: "phone invalid number (region RU): '8 (941) 967-8'".
+                reasons = (
+                    f"{spec.source} " + phones["error"].fillna("").astype(str)
+                    + " (region " + region.astype(str) + "): '" + values.fillna("").astype(str)
+                    + "'"
+                )  # fmt: skip
                 bad_cells.append((err, "phone_e164", reasons))
     frame = pd.DataFrame(typed)
 

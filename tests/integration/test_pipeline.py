@@ -83,14 +83,17 @@ def test_demo_built_every_mart(pipeline: tuple[Settings, dict]) -> None:
                  "cashback_ledger", "cashback_balances", "partner_offer_conversion"):  # fmt: skip
         assert counts[mart] > 0, mart
     # Every raw CRM phone the generator spelled invalid is quarantined, none is guessed.
-    bad = pd.read_csv(settings.source_dir / "truth" / "bad_rows.csv")
+    bad = pd.read_csv(settings.source_dir / "truth" / "bad_rows.csv", dtype=str)
     bad_customers = bad[(bad.entity == "customers") & (bad.field == "phone")]
     quarantined = frame(
         settings,
-        "SELECT row_ref FROM raw.quarantine FINAL WHERE source_table = 'crm_customers' "
+        "SELECT row_ref, reason FROM raw.quarantine FINAL WHERE source_table = 'crm_customers' "
         "AND field = 'phone_e164'",
     )
     assert len(quarantined) == len(bad_customers) > 0
+    # Each reason names this row's problem and value, on one line.
+    assert all("\n" not in r and "(region " in r for r in quarantined.reason)
+    assert set(quarantined.reason.str.extract(r"'(.*)'$")[0]) <= set(bad_customers.value)
 
 
 def test_customer_rfm_matches_pandas(pipeline: tuple[Settings, dict]) -> None:

@@ -18,11 +18,11 @@ import pandas as pd
 from clickhouse_connect.driver.client import Client
 
 from ingestion import identity
-from ingestion.partners.load import content_batch_id, source_name
+from ingestion.partners.load import load_whole_file
 from ingestion.partners.parsing import is_missing, parse_utc_timestamps, read_json_lines
 from ingestion.partners.schema import MESSAGE_SEND_COLUMNS
 from ingestion.partners.validation import QUARANTINE_COLUMNS, validate_rows
-from warehouse.load import LoadResult, batch_status, load_batch, prepare_raw
+from warehouse.load import LoadResult
 
 SENDS_TABLE = "message_sends"
 SOURCE_KIND = "message_sends"
@@ -98,17 +98,4 @@ def load_message_sends(client: Client, sends_file: Path) -> LoadResult:
     Raises FeedFormatError (naming the file) when it is not JSON lines at all, and
     OSError when it cannot be read.
     """
-    prepare_raw(client)
-    content = sends_file.read_bytes()
-    batch_id = content_batch_id("messages", sends_file, content)
-    if batch_status(client, SENDS_TABLE, batch_id) == "done":
-        return LoadResult(SENDS_TABLE, batch_id, 0, 0, skipped=True)
-    sends, quarantine = build_sends(content, sends_file.name)
-    return load_batch(
-        client,
-        SENDS_TABLE,
-        sends,
-        batch_id=batch_id,
-        source=source_name(sends_file, sends_file.parent.parent),
-        quarantine=quarantine,
-    )
+    return load_whole_file(client, SENDS_TABLE, sends_file, prefix="messages", build=build_sends)

@@ -16,7 +16,7 @@ reason while the rest loads. A file that cannot be read at all becomes a `FileEr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,32 @@ class FileError:
 def content_batch_id(prefix: str, path: Path, content: bytes) -> str:
     """`<prefix>/<file name>/<first 16 hex of SHA-256 of the content>`."""
     return f"{prefix}/{path.name}/{hashlib.sha256(content).hexdigest()[:16]}"
+
+
+def load_whole_file(
+    client: Client,
+    table: str,
+    path: Path,
+    *,
+    prefix: str,
+    build: Callable[[bytes, str], tuple[pd.DataFrame, pd.DataFrame]],
+) -> LoadResult:
+    """Load one JSON-lines file as one idempotent batch into `raw.<table>`.
+
+    `build(content, file name)` returns the rows and the quarantined rows; it raises
+    FeedFormatError (naming the file) when the file is not readable as a whole. A file
+    whose content was already loaded is skipped before it is parsed.
+    """
+    prepare_raw(client)
+    content = path.read_bytes()
+    batch_id = content_batch_id(prefix, path, content)
+    if batch_status(client, table, batch_id) == "done":
+        return LoadResult(table, batch_id, 0, 0, skipped=True)
+    rows, quarantine = build(content, path.name)
+    return load_batch(
+        client, table, rows, batch_id=batch_id,
+        source=source_name(path, path.parent.parent), quarantine=quarantine,
+    )  # fmt: skip
 
 
 def source_name(path: Path, root: Path) -> str:

@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
-from ingestion.partners.load import content_batch_id, source_name
+from ingestion.partners.load import load_whole_file
 from ingestion.partners.parsing import is_missing, parse_date, parse_money, read_json_lines
 from ingestion.partners.schema import PARTNER_OFFER_COLUMNS
 from ingestion.partners.validation import QUARANTINE_COLUMNS, validate_rows
-from warehouse.load import LoadResult, batch_status, load_batch, prepare_raw
+from warehouse.load import LoadResult
 
 OFFERS_TABLE = "partner_offers"
 SOURCE_KIND = "partner_offers"
@@ -129,20 +129,7 @@ def load_offers(client: Client, offers_file: Path) -> LoadResult:
     Raises FeedFormatError (naming the file) when it is not JSON lines at all, and
     OSError when it cannot be read.
     """
-    prepare_raw(client)
-    content = offers_file.read_bytes()
-    batch_id = content_batch_id("offers", offers_file, content)
-    if batch_status(client, OFFERS_TABLE, batch_id) == "done":
-        return LoadResult(OFFERS_TABLE, batch_id, 0, 0, skipped=True)
-    offers, quarantine = build_offers(content, offers_file.name)
-    return load_batch(
-        client,
-        OFFERS_TABLE,
-        offers,
-        batch_id=batch_id,
-        source=source_name(offers_file, offers_file.parent.parent),
-        quarantine=quarantine,
-    )
+    return load_whole_file(client, OFFERS_TABLE, offers_file, prefix="offers", build=build_offers)
 
 
 def _str(value: object) -> str | None:

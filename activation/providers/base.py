@@ -30,6 +30,7 @@ import inspect
 import random
 import socket
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -131,7 +132,7 @@ class _Gate:
             await asyncio.sleep(left)
 
 
-class Provider:
+class Provider(ABC):
     """Base client: subclasses build the request and classify the answer."""
 
     name: str = ""
@@ -181,12 +182,13 @@ class Provider:
             self._idle.append(client)
 
     # -- subclass API ------------------------------------------------------------------------
+    @abstractmethod
     def build(self, item: OutboxItem) -> tuple[str, dict[str, str], dict[str, Any]]:
         """(path, headers, json body) of the request for `item`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def classify(self, response: httpx.Response) -> Attempt:
-        raise NotImplementedError
+        """The provider's answer as an attempt outcome (sent, retry, permanent, …)."""
 
     # -- shared ------------------------------------------------------------------------------
     def _backoff(self, attempt: int) -> float:

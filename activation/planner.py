@@ -331,7 +331,9 @@ def build_plan_sql(
         "leftPad(toString(toISOWeek(occasion_date)), 2, '0')), "
         "period_kind = 'year', toString(toYear(occasion_date)), '')"
     )
-    base_table, decided_table = f"{scratch}_base", f"{scratch}_decided"
+    base_table, decided_table, rules_table = (
+        f"{scratch}_{part}" for part in ("base", "decided", "rules")
+    )
     stage_base = f"""
 CREATE TABLE {base_table} ENGINE = Memory AS
 WITH
@@ -373,6 +375,7 @@ WITH
     ),
     decided AS (
         SELECT *,
+            rowNumberInAllBlocks() AS rid,
             if(in_quiet, {moved}, t0) AS send_at,
             {key} AS idempotency_key,
             concat(trigger, '-', business_id, if(period = '', '', concat('-', period)))
@@ -387,11 +390,16 @@ WITH
         FROM (SELECT *, {period} AS period FROM timed)
     )
 SELECT * FROM decided"""
-    stage_insert = f"""
-INSERT INTO {target}
+    # The rule windows sort every candidate; they run over a narrow projection (keys, order
+    # columns, row id) and the wide columns (maps, template pieces) join back by row id:
+    # sorting the full rows cost more than the rest of the plan (measured at 1M).
+    stage_rules = f"""
+CREATE TABLE {rules_table} ENGINE = Memory AS
 WITH
     reasoned AS (
-        SELECT *,
+        SELECT rid, business_id, customer_id, trigger, occasion, priority, send_at,
+            campaign_id, holdout_pct, recent, cap_k, cap_group, cap_allow,
+            {send_day} AS send_day,
             multiIf(
                 NOT known, 'unknown_customer',
                 opted_out, 'opted_out',
@@ -409,7 +417,7 @@ WITH
         SELECT *,
             row_number() OVER w AS prio_rank,
             first_value(trigger) OVER w AS winner
-        FROM (SELECT *, {send_day} AS send_day FROM reasoned)
+        FROM reasoned
         WINDOW w AS (PARTITION BY business_id, customer_id, send_day, reason0 = ''
                      ORDER BY priority DESC, trigger, occasion
                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
@@ -440,11 +448,14 @@ WITH
                ) > assumeNotNull(cap_allow), 'offer_capacity', reason2) AS reason
         FROM held
     )
+SELECT rid, reason, is_holdout FROM capped"""
+    stage_insert = f"""
+INSERT INTO {target}
 SELECT
     {lit(run_id)} AS run_id,
     {now} AS planned_at,
-    multiIf(reason != '', 'excluded', is_holdout, 'holdout', 'planned') AS decision,
-    reason,
+    multiIf(r.reason != '', 'excluded', r.is_holdout, 'holdout', 'planned') AS decision,
+    r.reason AS reason,
     idempotency_key,
     campaign_id,
     trigger,
@@ -464,12 +475,17 @@ SELECT
     desired_send_at,
     send_at,
     expires_at,
-    is_holdout AS holdout,
+    r.is_holdout AS holdout,
     priority,
     offer_id
-FROM capped
+FROM {decided_table} AS d
+INNER JOIN {rules_table} AS r ON r.rid = d.rid
 """
-    return [stage_base, stage_decided, stage_insert], [base_table, decided_table]
+    return [stage_base, stage_decided, stage_rules, stage_insert], [
+        base_table,
+        decided_table,
+        rules_table,
+    ]
 
 
 def _runnable(
@@ -550,11 +566,12 @@ def plan(
         "toJSONString(variables) AS variables" if c == "variables" else c
         for c in [*MESSAGE_FIELDS, "segment", "decision"]
     )
-    rows = client.query_df(
+    # through Arrow: about twice as fast as query_df's row decoding for a large plan
+    rows = client.query_arrow(
         f"SELECT {cols} FROM {table} WHERE run_id = {{r:String}} AND decision != 'excluded' "
         "ORDER BY send_at, business_id, customer_id, trigger",
         parameters={"r": run_id},
-    )
+    ).to_pandas()
     counts = client.query_df(
         f"SELECT trigger, decision, reason, count() AS n FROM {table} "
         "WHERE run_id = {r:String} GROUP BY trigger, decision, reason "

@@ -231,7 +231,9 @@ app.add_typer(webhooks_app, name="webhooks")
 def webhooks_serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings).")] = None,
-    workers: Annotated[int, typer.Option(help="Receiver processes on one socket.")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Receiver processes on one socket (one per core).")
+    ] = 2,
 ) -> None:
     """Receive WhatsApp, Telegram and SMS webhooks into the durable spool."""
     from ingestion.messenger import serve

@@ -30,6 +30,7 @@ import inspect
 import random
 import socket
 import time
+import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ import httpx
 from aiolimiter import AsyncLimiter
 
 from activation.providers.config import ProvidersConfig
+from activation.providers.transport import SingleConnectionTransport
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
@@ -110,6 +112,16 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def _environment_proxy(base_url: str) -> str | None:
+    """The proxy an httpx client would take from the environment for `base_url` (None: direct)."""
+    url = httpx.URL(base_url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(url.host):
+        return None
+    return proxy
+
+
 def json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -141,45 +153,62 @@ class Provider(ABC):
     def __init__(self, config: ProvidersConfig, base_url: str, rate_per_s: float | None) -> None:
         self.config = config
         self.base_url = base_url
-        self.timeout = httpx.Timeout(config.http_timeout_s, connect=config.http_connect_timeout_s)
-        # One single-connection httpx client per concurrent request, reused LIFO: httpcore's
-        # shared pool scans every connection per request, which halves throughput at 32+
-        # connections; a free-list of clients is O(1) and keeps connections warm.
-        self._idle: list[httpx.AsyncClient] = []
-        self._clients: list[httpx.AsyncClient] = []
+        timeout = httpx.Timeout(config.http_timeout_s, connect=config.http_connect_timeout_s)
+        self._extensions = {"timeout": timeout.as_dict()}
+        # Requests go straight to single-connection httpx transports, one per concurrent
+        # request, reused LIFO. An AsyncClient around them would add its request building,
+        # auth, redirect and cookie handling (a fifth of the CPU of a request); httpcore's
+        # shared pool would scan every connection per request (half the throughput at 32+
+        # connections). A free-list of transports is O(1) and keeps connections warm.
+        # Direct connections use `SingleConnectionTransport` (httpcore on plain asyncio);
+        # through a proxy, httpx's own transport.
+        self._idle: list[httpx.AsyncBaseTransport] = []
+        self._transports: list[httpx.AsyncBaseTransport] = []
         self._urls: dict[str, httpx.URL] = {}
+        # What an AsyncClient would take from the environment (HTTP(S)_PROXY, NO_PROXY).
+        self._proxy = _environment_proxy(base_url)
         burst = config.rate_burst
         self.limiter = AsyncLimiter(burst, burst / rate_per_s) if rate_per_s else None
         self.gate = _Gate()
-        # Loading the CA bundle costs ~50 ms: once per provider, shared by its clients.
+        # Loading the CA bundle costs ~50 ms: once per provider, shared by its transports.
         self._ssl_context = httpx.create_ssl_context()
 
-    def _client(self) -> httpx.AsyncClient:
+    def _transport(self) -> httpx.AsyncBaseTransport:
         if self._idle:
             return self._idle.pop()
         # httpx writes headers and body in two sends; without TCP_NODELAY, Nagle holds the
         # body until the peer's delayed ACK (~40 ms) and a keep-alive connection crawls.
-        transport = httpx.AsyncHTTPTransport(
-            verify=self._ssl_context,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            socket_options=NODELAY,
-        )
-        client = httpx.AsyncClient(
-            base_url=self.base_url, timeout=self.timeout, transport=transport,
-            verify=self._ssl_context,  # also for transports httpx builds for env proxies
-        )  # fmt: skip
-        self._clients.append(client)
-        return client
+        transport: httpx.AsyncBaseTransport
+        if self._proxy is None:
+            transport = SingleConnectionTransport(self._ssl_context, NODELAY)
+        else:
+            transport = httpx.AsyncHTTPTransport(
+                verify=self._ssl_context,
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                socket_options=NODELAY,
+                proxy=self._proxy,
+            )
+        self._transports.append(transport)
+        return transport
 
     async def post(self, path: str, headers: dict[str, str], body: Any) -> httpx.Response:
+        """POST `body` as JSON to `path`; the answer is read in full (its stream closed)."""
         url = self._urls.get(path)
         if url is None:  # parsed once per path: URL parsing is a visible share of a request
             url = self._urls[path] = httpx.URL(self.base_url.rstrip("/") + path)
-        client = self._client()
+        request = httpx.Request(
+            "POST", url, headers=headers, json=body, extensions=self._extensions
+        )
+        transport = self._transport()
         try:
-            return await client.post(url, headers=headers, json=body)
+            response = await transport.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            return response
         finally:
-            self._idle.append(client)
+            self._idle.append(transport)
 
     # -- subclass API ------------------------------------------------------------------------
     @abstractmethod
@@ -257,7 +286,7 @@ class Provider(ABC):
         return result
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
-        self._clients.clear()
+        for transport in self._transports:
+            await transport.aclose()
+        self._transports.clear()
         self._idle.clear()

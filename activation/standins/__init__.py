@@ -135,7 +135,7 @@ def _servers(states: dict[str, StandinState], host: str, ports: dict[str, int]):
     for name, state in states.items():
         config = uvicorn.Config(
             APP_FACTORIES[name](state), host=host, port=ports.get(name, 0), log_level="critical",
-            access_log=False, lifespan="off", http="httptools", backlog=4096,
+            access_log=False, lifespan="off", http="httptools", backlog=4096, proxy_headers=False,
             timeout_keep_alive=30,
         )  # fmt: skip
         servers[name] = uvicorn.Server(config)

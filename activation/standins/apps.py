@@ -1,7 +1,9 @@
 """Stand-in provider servers: WhatsApp Cloud API, Telegram Bot API, SMS gateway, loyalty ledger.
 
-Each `create_*_app(state)` is a Starlette app following the public contract of its provider
-closely enough for delivery to be tested against it, plus admin endpoints:
+Each `create_*_app(state)` is an ASGI app following the public contract of its provider
+closely enough for delivery to be tested against it (`StandinApp`: the provider endpoints
+answered without a framework, so the stand-in costs its client little CPU), plus admin
+endpoints (Starlette):
 
 - `GET  /_admin/requests[?key=]` — every provider request: seq, t (unix s), path, key, status,
   effect (bool: this request applied an effect), fault.
@@ -29,9 +31,11 @@ import asyncio
 import hashlib
 import itertools
 import json
+import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -39,7 +43,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -122,20 +126,6 @@ class StandinState:
             self._jsonl = None
 
 
-class _Drop(Response):
-    """Start a response and never finish it: uvicorn closes the connection (answer lost)."""
-
-    def __init__(self) -> None:
-        super().__init__(b"{}", media_type="application/json")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-
-
-def _body(response: Response) -> dict[str, Any]:
-    return json.loads(response.body)
-
-
 def _fingerprint(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -180,81 +170,151 @@ def _admin_routes(state: StandinState) -> list[Route]:
     ]
 
 
+# --- the lean request path --------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    """A provider endpoint's answer: JSON body, status, extra headers; `drop` loses it."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+
+    async def send(self, send: Send) -> None:
+        content = json.dumps(
+            self.body, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(content)),
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()),
+        ]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        if not self.drop:  # a started, never finished answer: uvicorn closes the connection
+            await send({"type": "http.response.body", "body": content})
+
+
+@dataclass(frozen=True)
+class Call:
+    """One provider request as the endpoints see it (header names lower-case)."""
+
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+Handler = Callable[[Call], Awaitable[Answer]]
+
+
+class StandinApp:
+    """Raw ASGI app: provider endpoints are matched and answered directly (no framework on
+    the hot path: the stand-in shares the machine with the client it measures); anything
+    else — the admin endpoints — goes to a Starlette app."""
+
+    def __init__(self, endpoints: list[tuple[str, str, Handler]], fallback: Starlette) -> None:
+        self.endpoints = [
+            (method, re.compile(pattern), handler) for method, pattern, handler in endpoints
+        ]
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            for method, pattern, handler in self.endpoints:
+                if scope["method"] == method and (match := pattern.fullmatch(path)):
+                    body = b""
+                    more = True
+                    while more:
+                        message = await receive()
+                        if message["type"] == "http.disconnect":
+                            return
+                        body += message.get("body", b"")
+                        more = message.get("more_body", False)
+                    headers = {
+                        k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+                    }
+                    answer = await handler(Call(path, match.groupdict(), headers, body))
+                    await answer.send(send)
+                    return
+        await self.fallback(scope, receive, send)
+
+
+Work = Callable[[], tuple[int, dict[str, Any], bool, dict[str, str]]]
+
+
 async def _with_faults(
     state: StandinState,
-    request: Request,
+    call: Call,
     key: str | None,
-    work: Any,
-    rate_limited: Any,
-    server_error: Any,
-) -> Response:
+    work: Work,
+    rate_limited: Callable[[float], Answer],
+    server_error: Callable[[int], Answer],
+) -> Answer:
     """Apply the next fault around `work()` → (status, body, effect, headers)."""
     fault = state.faults.next()
     if state.faults.delay_s:
         await asyncio.sleep(state.faults.delay_s)
-    path = request.url.path
     if fault == "429":
-        state.record(path, key, 429, False, fault)
+        state.record(call.path, key, 429, False, fault)
         return rate_limited(state.faults.retry_after_s)
     if fault and fault.isdigit():
-        state.record(path, key, int(fault), False, fault)
+        state.record(call.path, key, int(fault), False, fault)
         return server_error(int(fault))
     if fault == "slow":
         await asyncio.sleep(state.faults.slow_s)
     status, body, effect, headers = work()
-    state.record(path, key, status, effect, fault)
+    state.record(call.path, key, status, effect, fault)
     if fault == "timeout":
         await asyncio.sleep(state.faults.timeout_s)
-    if fault == "drop":
-        return _Drop()
-    return JSONResponse(body, status_code=status, headers=headers)
+    return Answer(status, body, headers, drop=fault == "drop")
 
 
-async def _json_body(request: Request) -> Any:
-    try:
-        return json.loads(await request.body())
-    except ValueError:
-        return None
-
-
-def _bearer_ok(state: StandinState, request: Request) -> bool:
-    return request.headers.get("authorization") == f"Bearer {state.token}"
+def _bearer_ok(state: StandinState, call: Call) -> bool:
+    return call.headers.get("authorization") == f"Bearer {state.token}"
 
 
 # --- WhatsApp Cloud API ---------------------------------------------------------------------
 
 
-def _wa_error(status: int, code: int, message: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"message": message, "type": "OAuthException", "code": code,
-                   "error_data": {"details": message}, "fbtrace_id": "AbCdEfStandin"}},
-        status_code=status,
-    )  # fmt: skip
+def _wa_error(code: int, message: str) -> dict[str, Any]:
+    error = {"message": message, "type": "OAuthException", "code": code,
+             "error_data": {"details": message}, "fbtrace_id": "AbCdEfStandin"}  # fmt: skip
+    return {"error": error}
 
 
-def create_whatsapp_app(state: StandinState) -> Starlette:
+def create_whatsapp_app(state: StandinState) -> StandinApp:
     """`POST /{version}/{phone_number_id}/messages` (template messages), bearer token."""
     ids = itertools.count(1)
 
-    async def messages(request: Request) -> Response:
-        if not _bearer_ok(state, request):
-            return _wa_error(401, 190, "Invalid OAuth access token.")
-        body = await _json_body(request)
+    async def messages(call: Call) -> Answer:
+        if not _bearer_ok(state, call):
+            return Answer(401, _wa_error(190, "Invalid OAuth access token."))
+        body = call.json()
         if not isinstance(body, dict):
-            return _wa_error(400, 100, "Invalid parameter: body is not JSON")
+            return Answer(400, _wa_error(100, "Invalid parameter: body is not JSON"))
         key = body.get("biz_opaque_callback_data")
 
         def work() -> tuple[int, dict[str, Any], bool, dict[str, str]]:
             template = body.get("template") or {}
             if body.get("messaging_product") != "whatsapp" or body.get("type") != "template":
-                return 400, _body(_wa_error(400, 100, "Invalid parameter")), False, {}
+                return 400, _wa_error(100, "Invalid parameter"), False, {}
             if not body.get("to") or not template.get("name"):
-                return 400, _body(_wa_error(400, 100, "Missing to/template.name")), False, {}
+                return 400, _wa_error(100, "Missing to/template.name"), False, {}
             if not (template.get("language") or {}).get("code"):
-                return 400, _body(_wa_error(400, 100, "Missing template.language.code")), False, {}
+                return 400, _wa_error(100, "Missing template.language.code"), False, {}
             to = str(body["to"])
             if to in state.faults.undeliverable:
-                return 400, _body(_wa_error(400, 131026, "Message undeliverable")), False, {}
+                return 400, _wa_error(131026, "Message undeliverable"), False, {}
             wamid = f"wamid.STANDIN{next(ids):012d}"
             if key:
                 state.results[key] = (wamid, 200, {}, "")
@@ -266,49 +326,44 @@ def create_whatsapp_app(state: StandinState) -> Starlette:
             return 200, out, True, {}
 
         return await _with_faults(
-            state, request, key, work,
-            lambda ra: JSONResponse(
-                _body(_wa_error(429, 130429, "Rate limit hit")), status_code=429,
-                headers={"Retry-After": str(ra)},
-            ),
-            lambda st: _wa_error(st, 131000, "Something went wrong"),
+            state, call, key, work,
+            lambda ra: Answer(429, _wa_error(130429, "Rate limit hit"), {"Retry-After": str(ra)}),
+            lambda st: Answer(st, _wa_error(131000, "Something went wrong")),
         )  # fmt: skip
 
-    return Starlette(
-        routes=[Route("/{version}/{phone_number_id}/messages", messages, methods=["POST"]),
-                *_admin_routes(state)]
-    )  # fmt: skip
+    return StandinApp(
+        [("POST", r"/(?P<version>[^/]+)/(?P<phone_number_id>[^/]+)/messages", messages)],
+        Starlette(routes=_admin_routes(state)),
+    )
 
 
 # --- Telegram Bot API -----------------------------------------------------------------------
 
 
-def _tg(status: int, description: str, **extra: Any) -> JSONResponse:
-    return JSONResponse(
-        {"ok": False, "error_code": status, "description": description, **extra},
-        status_code=status,
-    )
+def _tg(status: int, description: str, **extra: Any) -> Answer:
+    body = {"ok": False, "error_code": status, "description": description, **extra}
+    return Answer(status, body)
 
 
-def create_telegram_app(state: StandinState) -> Starlette:
+def create_telegram_app(state: StandinState) -> StandinApp:
     """`POST /bot<token>/sendMessage` {chat_id, text} → {"ok": true, "result": {message_id}}."""
     ids = itertools.count(1)
 
-    async def send_message(request: Request) -> Response:
-        if request.path_params["token"] != state.token:
+    async def send_message(call: Call) -> Answer:
+        if call.params["token"] != state.token:
             return _tg(401, "Unauthorized")
-        body = await _json_body(request)
-        key = request.headers.get("idempotency-key")
+        body = call.json()
+        key = call.headers.get("idempotency-key")
 
         def work() -> tuple[int, dict[str, Any], bool, dict[str, str]]:
             if not isinstance(body, dict) or not body.get("chat_id"):
-                return 400, _body(_tg(400, "Bad Request: chat not found")), False, {}
+                return 400, _tg(400, "Bad Request: chat not found").body, False, {}
             if not body.get("text"):
-                return 400, _body(_tg(400, "Bad Request: message text is empty")), False, {}
+                return 400, _tg(400, "Bad Request: message text is empty").body, False, {}
             chat = str(body["chat_id"])
             if chat in state.faults.blocked:
                 desc = "Forbidden: bot was blocked by the user"
-                return 403, _body(_tg(403, desc)), False, {}
+                return 403, _tg(403, desc).body, False, {}
             message_id = next(ids)
             if key:
                 state.results[key] = (str(message_id), 200, {}, "")
@@ -319,24 +374,31 @@ def create_telegram_app(state: StandinState) -> Starlette:
             return 200, {"ok": True, "result": result}, True, {}
 
         return await _with_faults(
-            state, request, key, work,
+            state, call, key, work,
             lambda ra: _tg(429, f"Too Many Requests: retry after {ra}",
                            parameters={"retry_after": ra}),
             lambda st: _tg(st, "Internal Server Error"),
         )  # fmt: skip
 
-    return Starlette(
-        routes=[Route("/bot{token}/sendMessage", send_message, methods=["POST"]),
-                *_admin_routes(state)]
-    )  # fmt: skip
+    return StandinApp(
+        [("POST", r"/bot(?P<token>[^/]+)/sendMessage", send_message)],
+        Starlette(routes=_admin_routes(state)),
+    )
 
 
 # --- generic SMS gateway and loyalty ledger (idempotent by key) -----------------------------
 
 
-def _err(status: int, code: str, message: str, headers: dict[str, str] | None = None):
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
-                        headers=headers)  # fmt: skip
+def _err(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _rate_limited(retry_after: float) -> Answer:
+    return Answer(429, _err("rate_limited", "slow down"), {"Retry-After": str(retry_after)})
+
+
+def _server_error(status: int) -> Answer:
+    return Answer(status, _err("server_error", "try again"))
 
 
 def _idempotent(
@@ -350,7 +412,7 @@ def _idempotent(
         if stored_fp != fingerprint:
             message = (f"Idempotency key {key!r} was already used with a different request "
                        "body; use a new key for a different request")  # fmt: skip
-            return 422, _body(_err(422, "idempotency_key_reused", message)), False, {}
+            return 422, _err("idempotency_key_reused", message), False, {}
         return status, answer, False, {"Idempotent-Replayed": "true"}
     status, answer, ref = create()
     if 200 <= status < 300:
@@ -358,7 +420,7 @@ def _idempotent(
     return status, answer, 200 <= status < 300, {}
 
 
-def create_sms_app(state: StandinState) -> Starlette:
+def create_sms_app(state: StandinState) -> StandinApp:
     """`POST /v1/messages` {to, text, sender?, client_ref} → 201 {id, status, client_ref}.
 
     Dedupes on `client_ref`: a repeat returns the original answer (same status and body);
@@ -367,22 +429,17 @@ def create_sms_app(state: StandinState) -> Starlette:
     """
     ids = itertools.count(1)
 
-    async def send(request: Request) -> Response:
-        if not _bearer_ok(state, request):
-            return _err(401, "unauthorized", "bad token")
-        body = await _json_body(request)
+    async def send(call: Call) -> Answer:
+        if not _bearer_ok(state, call):
+            return Answer(401, _err("unauthorized", "bad token"))
+        body = call.json()
         key = body.get("client_ref") if isinstance(body, dict) else None
 
         def work() -> tuple[int, dict[str, Any], bool, dict[str, str]]:
             if not isinstance(body, dict) or not key or not body.get("to") or not body.get("text"):
-                return (
-                    400,
-                    _body(_err(400, "invalid_request", "to, text, client_ref required")),
-                    False,
-                    {},
-                )
+                return 400, _err("invalid_request", "to, text, client_ref required"), False, {}
             if str(body["to"]) in state.faults.undeliverable:
-                return 400, _body(_err(400, "invalid_number", "number not reachable")), False, {}
+                return 400, _err("invalid_number", "number not reachable"), False, {}
 
             def create() -> tuple[int, dict[str, Any], str]:
                 sms_id = f"sms_{next(ids):010d}"
@@ -390,16 +447,12 @@ def create_sms_app(state: StandinState) -> Starlette:
 
             return _idempotent(state, key, body, create)
 
-        return await _with_faults(
-            state, request, key, work,
-            lambda ra: _err(429, "rate_limited", "slow down", {"Retry-After": str(ra)}),
-            lambda st: _err(st, "server_error", "try again"),
-        )  # fmt: skip
+        return await _with_faults(state, call, key, work, _rate_limited, _server_error)
 
-    return Starlette(routes=[Route("/v1/messages", send, methods=["POST"]), *_admin_routes(state)])
+    return StandinApp([("POST", r"/v1/messages", send)], Starlette(routes=_admin_routes(state)))
 
 
-def create_ledger_app(state: StandinState) -> Starlette:
+def create_ledger_app(state: StandinState) -> StandinApp:
     """`POST /v1/accruals` with `Idempotency-Key` and {customer_id, phone, amount, currency,
     source_event_id} → 201 {id, status: "accrued", ...}. Amount is a decimal string > 0.
 
@@ -409,33 +462,28 @@ def create_ledger_app(state: StandinState) -> Starlette:
     """
     ids = itertools.count(1)
 
-    async def accrue(request: Request) -> Response:
-        if not _bearer_ok(state, request):
-            return _err(401, "unauthorized", "bad token")
-        key = request.headers.get("idempotency-key")
-        body = await _json_body(request)
+    async def accrue(call: Call) -> Answer:
+        if not _bearer_ok(state, call):
+            return Answer(401, _err("unauthorized", "bad token"))
+        key = call.headers.get("idempotency-key")
+        body = call.json()
 
         def work() -> tuple[int, dict[str, Any], bool, dict[str, str]]:
             if not key:
-                return (
-                    400,
-                    _body(_err(400, "idempotency_key_required", "send Idempotency-Key")),
-                    False,
-                    {},
-                )
+                return 400, _err("idempotency_key_required", "send Idempotency-Key"), False, {}
             if not isinstance(body, dict):
-                return 400, _body(_err(400, "invalid_request", "body must be JSON")), False, {}
+                return 400, _err("invalid_request", "body must be JSON"), False, {}
             try:
                 amount = Decimal(str(body.get("amount")))
             except InvalidOperation:
                 amount = Decimal("NaN")
             if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
                 msg = "amount must be a positive decimal string with 2 places"
-                return 400, _body(_err(400, "invalid_amount", msg)), False, {}
+                return 400, _err("invalid_amount", msg), False, {}
             missing = [f for f in ("currency", "source_event_id") if not body.get(f)]
             if missing or not (body.get("customer_id") or body.get("phone")):
                 msg = f"missing {missing or ['customer_id/phone']}"
-                return 400, _body(_err(400, "invalid_request", msg)), False, {}
+                return 400, _err("invalid_request", msg), False, {}
 
             def create() -> tuple[int, dict[str, Any], str]:
                 entry_id = f"le_{next(ids):010d}"
@@ -447,25 +495,20 @@ def create_ledger_app(state: StandinState) -> Starlette:
 
             return _idempotent(state, key, body, create)
 
-        return await _with_faults(
-            state, request, key, work,
-            lambda ra: _err(429, "rate_limited", "slow down", {"Retry-After": str(ra)}),
-            lambda st: _err(st, "server_error", "try again"),
-        )  # fmt: skip
+        return await _with_faults(state, call, key, work, _rate_limited, _server_error)
 
     async def entries(request: Request) -> JSONResponse:
         with state.lock:
             rows = [answer for (_, status, answer, _) in state.results.values() if status == 201]
         return JSONResponse(rows)
 
-    return Starlette(
-        routes=[Route("/v1/accruals", accrue, methods=["POST"]),
-                Route("/v1/accruals", entries, methods=["GET"]),
-                *_admin_routes(state)]
-    )  # fmt: skip
+    return StandinApp(
+        [("POST", r"/v1/accruals", accrue)],
+        Starlette(routes=[Route("/v1/accruals", entries, methods=["GET"]), *_admin_routes(state)]),
+    )
 
 
-APP_FACTORIES = {
+APP_FACTORIES: dict[str, Callable[[StandinState], StandinApp]] = {
     "whatsapp": create_whatsapp_app,
     "telegram": create_telegram_app,
     "sms": create_sms_app,

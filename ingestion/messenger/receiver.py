@@ -8,8 +8,9 @@ Endpoints:
 - ``POST /webhooks/whatsapp`` — notifications, ``X-Hub-Signature-256`` HMAC of the raw body.
 - ``POST /webhooks/telegram`` — Bot API updates, ``X-Telegram-Bot-Api-Secret-Token``.
 - ``POST /webhooks/sms`` — delivery reports, ``X-Signature`` HMAC of the raw body.
-- ``GET  /webhooks/health`` — JSON counters of this process: answers by status code, spool
-  group commits (`spool_batches`) and the records they wrote (`spool_records`).
+- ``GET  /webhooks/health`` — JSON counters of the answering worker process (`pid`): answers
+  by status code, spool group commits (`spool_batches`) and the records they wrote
+  (`spool_records`).
 
 Answers: 200 once the raw body is durably in the spool (see `ingestion.messenger.spool`);
 401 when the signature/token header is missing; 403 when it does not match (nothing
@@ -27,6 +28,7 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import socket
 import sys
 from collections import Counter
@@ -78,6 +80,11 @@ class ReceiverConfig:
     max_body_bytes: int = 1024 * 1024
     segment_max_bytes: int = DEFAULT_MAX_BYTES
     segment_max_age_s: float = DEFAULT_MAX_AGE_S
+    # The spool's writer thread needs the GIL back when its fsync returns; while the event
+    # loop is busy, CPython hands it over only every switch interval (5 ms by default),
+    # which would lengthen every group commit. Set for the worker process at start (None:
+    # leave the interpreter's setting).
+    gil_switch_interval_s: float | None = 0.0005
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ReceiverConfig:
@@ -160,6 +167,8 @@ class WebhookApp:
 
     async def start(self) -> None:
         """Recover dead segments and start the spool writer (idempotent)."""
+        if self.config.gil_switch_interval_s is not None:
+            sys.setswitchinterval(self.config.gil_switch_interval_s)
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
@@ -267,6 +276,7 @@ class WebhookApp:
         body = json.dumps(
             {
                 "status": "ok" if spool is not None else "starting",
+                "pid": os.getpid(),
                 "responses": dict(self.counters),
                 "open_segment": None
                 if spool is None or spool.current_segment is None
@@ -299,7 +309,9 @@ def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
 
 
 def uvicorn_config(app: WebhookApp, *, workers: int = 1, log_level: str = "warning") -> Any:
-    """The uvicorn settings the receiver is tuned for (httptools, uvloop, no access log)."""
+    """The uvicorn settings the receiver is tuned for (httptools, uvloop, no access log, no
+    proxy-headers middleware: providers connect directly, and it costs a pass over every
+    request's headers)."""
     import uvicorn
 
     return uvicorn.Config(
@@ -311,6 +323,7 @@ def uvicorn_config(app: WebhookApp, *, workers: int = 1, log_level: str = "warni
         log_level=log_level,
         server_header=False,
         date_header=False,
+        proxy_headers=False,
         workers=workers,
         timeout_graceful_shutdown=10,
     )

@@ -11,13 +11,16 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
+from ingestion.messenger.receiver import ReceiverConfig, WebhookApp
 from ingestion.messenger.signing import hmac_signature, signed_headers
 from ingestion.messenger.spool import CLOSED_SUFFIX, OPEN_SUFFIX, SpoolRecord, read_segment
 from tests.messenger.conftest import (
     SECRETS,
     RunningReceiver,
     body_bytes,
+    make_config,
     raw_post_many,
     sms_report,
     tg_block,
@@ -140,38 +143,48 @@ def test_concurrent_burst_all_spooled_and_clean_shutdown_closes(
     assert sorted(spooled_bodies(root)) == sorted(bodies)
 
 
-def test_serve_in_a_subprocess_closes_its_segment_on_sigterm(tmp_path: Path) -> None:
-    """`python -m ingestion.messenger` (the `serve` path): accepts, and SIGTERM closes."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_in_a_subprocess_closes_its_segments_on_sigterm(tmp_path: Path, workers: int) -> None:
+    """`python -m ingestion.messenger` (the `serve` path, one or several worker processes on
+    one socket): every worker accepts, and SIGTERM closes every worker's segment."""
     env = {
         **os.environ,
         "REVISIT_DATA_DIR": str(tmp_path),
         "REVISIT_SMS_WEBHOOK_SECRET": "sub-secret",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "ingestion.messenger", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "ingestion.messenger", "--host", "127.0.0.1", "--port", "0",
+         "--workers", str(workers)],
         cwd=Path(__file__).resolve().parents[2],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
+    bodies = [body_bytes(sms_report(f"dlr-sub-{i}")) for i in range(10)]
+    pids: set[int] = set()
     try:
         assert process.stdout is not None
-        port = int(process.stdout.readline().split()[1])
-        body = body_bytes(sms_report("dlr-sub"))
-        response = httpx.post(
-            f"http://127.0.0.1:{port}/webhooks/sms",
-            content=body,
-            headers=signed_headers("sms", "sub-secret", body),
-            timeout=30,
-        )
-        assert response.status_code == 200
+        base = f"http://127.0.0.1:{int(process.stdout.readline().split()[1])}"
+        deadline = time.monotonic() + 60
+        while len(pids) < workers:  # each connection lands on a worker the kernel picks
+            assert time.monotonic() < deadline, f"only workers {pids} answered"
+            pids.add(httpx.get(f"{base}/webhooks/health", timeout=30).json()["pid"])
+        for body in bodies:
+            response = httpx.post(
+                f"{base}/webhooks/sms",
+                content=body,
+                headers=signed_headers("sms", "sub-secret", body),
+                timeout=30,
+            )
+            assert response.status_code == 200
     finally:
         process.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal after its graceful shutdown.
         assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert len(pids) == workers
     root = tmp_path / "spool" / "webhooks"
     assert list(root.glob(f"*{OPEN_SUFFIX}")) == []
-    assert spooled_bodies(root) == [body]
+    assert sorted(spooled_bodies(root)) == sorted(bodies)
 
 
 def test_answer_waits_for_fdatasync(receiver: RunningReceiver, monkeypatch) -> None:
@@ -190,3 +203,22 @@ def test_answer_waits_for_fdatasync(receiver: RunningReceiver, monkeypatch) -> N
     answered = time.monotonic()
     assert response.status_code == 200
     assert synced and synced[0] <= answered
+
+
+def test_start_sets_the_gil_switch_interval_only_when_configured(tmp_path: Path) -> None:
+    before = sys.getswitchinterval()
+
+    async def start_and_stop(config: ReceiverConfig) -> float:
+        app = WebhookApp(config)
+        await app.start()
+        await app.stop()
+        return sys.getswitchinterval()
+
+    try:
+        sys.setswitchinterval(0.005)
+        untouched = make_config(tmp_path / "a", gil_switch_interval_s=None)
+        assert asyncio.run(start_and_stop(untouched)) == 0.005
+        short = make_config(tmp_path / "b", gil_switch_interval_s=0.0005)
+        assert asyncio.run(start_and_stop(short)) == pytest.approx(0.0005)
+    finally:
+        sys.setswitchinterval(before)

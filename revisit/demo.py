@@ -33,11 +33,14 @@ QUIET_LOGGERS = {"console": {"config": {"log_level": "WARNING"}}}
 def prepare_sources(settings: Settings, customers: int, seed: int, console: Console) -> dict:
     """The generated ecosystem in the source directory, reused when it matches."""
     from ingestion.synthetic import WebhookSecrets, generate
+    from ingestion.synthetic.generator import GENERATOR_VERSION
 
     manifest_path = settings.source_dir / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("customers") == customers and manifest.get("seed") == seed:
+        wanted = (customers, seed, GENERATOR_VERSION)
+        found = (manifest.get("customers"), manifest.get("seed"), manifest.get("generator_version"))
+        if found == wanted:
             console.print(f"sources: reusing {settings.source_dir}")
             return manifest
     secrets = WebhookSecrets(

@@ -1,16 +1,15 @@
 """Fast writers for large JSON Lines files: fixed-width byte matrices built with numpy.
 
 A JSON encoder called once per row costs microseconds; twenty million appointment rows
-would take minutes. Every field of the large files (appointments, sends) is an id, a
-timestamp, a category, a decimal or a phone number, so each row is laid out in a fixed
-number of bytes and the rows are assembled column by column with numpy gathers from
-small lookup tables (digits, dates, times of day, category tokens).
+would take minutes. Every field of the appointments file is an id, a timestamp, a
+category or a decimal, so each row is laid out in a fixed number of bytes and the rows
+are assembled column by column with numpy gathers from lookup tables (digits, dates,
+times of day, rendered ids, amounts and category tokens).
 
 Fixed widths mean padding. The padding is JSON whitespace placed *between* tokens
-(`"amount":   "850.00"`, `"phone":"+79161234567"  ,`), never inside a string, so every
-line is valid JSON with exactly the intended values. Strings given to these writers
-must not need JSON escaping (no quotes, backslashes or control characters); the
-builder checks this.
+(`"amount":   "850.00"`, `"promo_offer_id":"O0001"  ,`), never inside a string, so every
+line is valid JSON with exactly the intended values. Tokens given to these writers
+are ids, dates and numbers, which never need JSON escaping.
 """
 
 from __future__ import annotations
@@ -24,8 +23,6 @@ import numpy as np
 
 SPACE = 32
 QUOTE = 34
-_NEEDS_ESCAPE = np.zeros(256, dtype=bool)
-_NEEDS_ESCAPE[[ord('"'), ord("\\"), *range(1, 32)]] = True
 
 
 @cache
@@ -73,6 +70,44 @@ def digits(values: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def int_text(values: np.ndarray, width: int) -> np.ndarray:
+    """(n, width) decimal text of non-negative integers, left-aligned, space-padded."""
+    v = np.asarray(values, dtype=np.int64)
+    d = digits(v, width)
+    n_digits = np.ones(len(v), dtype=np.int64)
+    for k in range(1, width):
+        n_digits += v >= 10**k
+    shift = np.arange(width)[None, :] + (width - n_digits)[:, None]
+    out = np.take_along_axis(d, np.minimum(shift, width - 1), axis=1)
+    out[shift >= width] = SPACE
+    return out
+
+
+def id_tokens(letter: str, values: np.ndarray, width: int) -> np.ndarray:
+    """`"<letter><zero-padded digits>"` JSON string tokens, (n, width + 3) bytes."""
+    n = len(values)
+    out = np.empty((n, width + 3), np.uint8)
+    out[:, 0] = out[:, -1] = QUOTE
+    out[:, 1] = ord(letter)
+    out[:, 2:-1] = digits(values, width)
+    return out
+
+
+def string_tokens(values: np.ndarray) -> np.ndarray:
+    """JSON string tokens of ASCII/UTF-8 strings that need no escaping (checked),
+    left-aligned and space-padded: (n, longest + 2) bytes."""
+    raw = np.asarray(values).astype(bytes)
+    n, w = len(raw), max(raw.dtype.itemsize, 1)
+    body = raw.view(np.uint8).reshape(n, w)
+    if ((body < 32) & (body != 0)).any() or (body == QUOTE).any() or (body == ord("\\")).any():
+        raise ValueError("value needs JSON escaping")
+    out = np.full((n, w + 2), SPACE, dtype=np.uint8)
+    out[:, 0] = QUOTE
+    out[:, 1:-1] = np.where(body == 0, SPACE, body)
+    out[np.arange(n), (body != 0).sum(axis=1) + 1] = QUOTE
+    return out
+
+
 class Timestamps:
     """ISO-8601 UTC renderer `YYYY-MM-DDTHH:MM:SSZ` for epoch seconds within a date range."""
 
@@ -84,32 +119,28 @@ class Timestamps:
             dtype=np.uint8,
         ).reshape(n_days, 10)
 
-    def render(self, epoch_s: np.ndarray) -> np.ndarray:
-        """(n, 20) bytes; raises if a timestamp falls outside the table's date range."""
+    def render(self, epoch_s: np.ndarray, *, quoted: bool = False) -> np.ndarray:
+        """(n, 20) bytes (22 with `quoted`: a JSON string token); raises if a timestamp
+        falls outside the table's date range."""
         epoch_s = np.asarray(epoch_s, dtype=np.int64)
         day = epoch_s // 86_400 - self.first_epoch_day
         if len(day) and (day.min() < 0 or day.max() >= len(self.dates)):
             raise ValueError("timestamp outside the renderer's date range")
-        out = np.empty((len(epoch_s), 20), dtype=np.uint8)
-        out[:, :10] = take_rows(self.dates, day)
-        out[:, 10] = ord("T")
-        out[:, 11:19] = take_rows(_time_of_day(), epoch_s % 86_400)
-        out[:, 19] = ord("Z")
+        q = int(quoted)
+        shape = Layout.fixed(("q", q), ("date", 10), ("T", 1), ("time", 8), ("Z", 1), ("q2", q))
+        out = np.empty((len(epoch_s), shape.itemsize), dtype=np.uint8)
+        rows = out.view(shape).ravel()
+        rows["date"] = take_rows(self.dates, day).view("V10").ravel()
+        rows["time"] = take_rows(_time_of_day(), epoch_s % 86_400).view("V8").ravel()
+        out[:, 10 + q] = ord("T")
+        out[:, 19 + q] = ord("Z")
+        if quoted:
+            out[:, 0] = out[:, -1] = QUOTE
         return out
 
     def render_date(self, epoch_day: np.ndarray) -> np.ndarray:
         """(n, 10) `YYYY-MM-DD` for epoch day numbers."""
         return self.dates[np.asarray(epoch_day, dtype=np.int64) - self.first_epoch_day]
-
-
-def ascii_matrix(values: Sequence[str] | np.ndarray, width: int | None = None) -> np.ndarray:
-    """(n, width) UTF-8 bytes of strings, NUL-padded on the right."""
-    arr = np.asarray([v.encode() for v in values] if not isinstance(values, np.ndarray) else values)
-    if arr.dtype.kind == "U":
-        arr = np.char.encode(arr, "utf-8")
-    w = max(arr.dtype.itemsize, 1) if width is None else width
-    arr = arr.astype(f"S{w}")
-    return arr.view(np.uint8).reshape(len(arr), w)
 
 
 def token_table(tokens: Sequence[str], *, align: str = "left") -> np.ndarray:
@@ -125,68 +156,64 @@ def token_table(tokens: Sequence[str], *, align: str = "left") -> np.ndarray:
     return out
 
 
-class LineBuilder:
-    """Assembles `n` JSON objects as one fixed-width byte matrix, field by field.
+class Layout:
+    """A fixed-width JSON object per row: keys and punctuation are the same on every
+    row, each field owns a column range of a given width.
 
-    Field methods take the key and a value representation; the result of `build()` ends
-    every row with `}\\n`, so `matrix.tobytes()` is the JSONL content.
+    `new(n)` gives an (n, width) matrix already holding the constant bytes; `put`/`take`
+    fill a field's columns with JSON tokens (space-padded to exactly the field's width).
+    Rows end in `}\\n`, so `matrix.tobytes()` is the JSONL content.
     """
 
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.parts: list[np.ndarray | bytes] = []
-        self._first = True
-
-    def _key(self, key: str) -> None:
-        prefix = "{" if self._first else ","
-        self._first = False
-        self.parts.append(f'{prefix}"{key}":'.encode())
-
-    def raw(self, key: str, matrix: np.ndarray) -> LineBuilder:
-        """A field whose bytes (already a JSON token, space-padded) are given as (n, w)."""
-        self._key(key)
-        self.parts.append(matrix)
-        return self
-
-    def const(self, key: str, token: str) -> LineBuilder:
-        """The same JSON token on every row."""
-        self._key(key)
-        self.parts.append(token.encode())
-        return self
-
-    def string(self, key: str, matrix: np.ndarray, null: np.ndarray | None = None) -> LineBuilder:
-        """A JSON string from NUL-padded bytes (n, w); `null` marks rows rendered as null."""
-        if _NEEDS_ESCAPE[matrix].any():
-            raise ValueError(f"field {key!r}: value needs JSON escaping")
-        n, w = matrix.shape
-        out = np.full((n, w + 2), SPACE, dtype=np.uint8)
-        out[:, 0] = QUOTE
-        body = out[:, 1 : w + 1]
-        body[:] = matrix
-        lengths = (matrix != 0).sum(axis=1)
-        body[matrix == 0] = SPACE
-        out[np.arange(n), lengths + 1] = QUOTE
-        if null is not None and null.any():
-            out[null] = SPACE
-            out[null, :4] = np.frombuffer(b"null", dtype=np.uint8)
-        return self.raw(key, out)
-
-    def category(self, key: str, codes: np.ndarray, tokens: Sequence[str]) -> LineBuilder:
-        """One of a few JSON tokens (e.g. `'"completed"'`, `'null'`) picked per row."""
-        return self.raw(key, take_rows(token_table(tokens), np.asarray(codes)))
-
-    def build(self) -> np.ndarray:
-        self.parts.append(b"}\n")
-        widths = [p.shape[1] if isinstance(p, np.ndarray) else len(p) for p in self.parts]
-        out = np.empty((self.n, sum(widths)), dtype=np.uint8)
+    def __init__(self, fields: Sequence[tuple[str, int]]) -> None:
+        parts: list[bytes] = []
+        names, formats, offsets = [], [], []
         pos = 0
-        for part, w in zip(self.parts, widths, strict=True):
-            if isinstance(part, np.ndarray):
-                out[:, pos : pos + w] = part
-            else:
-                out[:, pos : pos + w] = np.frombuffer(part, dtype=np.uint8)
-            pos += w
+        for i, (key, width) in enumerate(fields):
+            prefix = f'{"{" if i == 0 else ","}"{key}":'.encode()
+            pos += len(prefix)
+            names.append(key)
+            formats.append(f"V{width}")
+            offsets.append(pos)
+            parts += [prefix, b" " * width]
+            pos += width
+        parts.append(b"}\n")
+        self.template = np.frombuffer(b"".join(parts), dtype=np.uint8)
+        # a structured view of a row: copying a field as one opaque item is several times
+        # faster than a 2-D copy of a narrow column range
+        self.dtype = np.dtype(
+            {"names": names, "formats": formats, "offsets": offsets, "itemsize": pos + 2}
+        )
+
+    @staticmethod
+    def fixed(*fields: tuple[str, int]) -> np.dtype:
+        """A structured dtype of consecutive opaque fields (zero widths skipped)."""
+        kept = [(k, w) for k, w in fields if w]
+        offsets = np.cumsum([0] + [w for _, w in kept])
+        return np.dtype(
+            {
+                "names": [k for k, _ in kept],
+                "formats": [f"V{w}" for _, w in kept],
+                "offsets": offsets[:-1].tolist(),
+                "itemsize": int(offsets[-1]),
+            }
+        )
+
+    def new(self, n: int) -> np.ndarray:
+        out = np.empty((n, len(self.template)), dtype=np.uint8)
+        out[:] = self.template
         return out
+
+    def put(self, out: np.ndarray, key: str, tokens: np.ndarray) -> None:
+        """Write (n, w) token bytes, w the field's width, at the field's columns."""
+        tokens = np.ascontiguousarray(tokens)
+        out.view(self.dtype).ravel()[key] = tokens.view(self.dtype[key]).ravel()
+
+    def take(
+        self, out: np.ndarray, key: str, tables: dict[str, np.ndarray], codes: np.ndarray
+    ) -> None:
+        """Write `tables[key][codes]` (a token table of the field's width) at the field."""
+        self.put(out, key, take_rows(tables[key], codes))
 
 
 def decimal_tokens(

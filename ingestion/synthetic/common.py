@@ -19,20 +19,39 @@ def local_to_utc(
 ) -> np.ndarray:
     """UTC epoch seconds of local wall-clock times (`epoch_day` local date, `minute` of
     the day, possibly beyond 1440) in the zone `zones[tz_code]`. Times in a DST gap are
-    shifted forward; ambiguous ones take standard time (generated times avoid both)."""
-    epoch_day = np.asarray(epoch_day, dtype=np.int64)
-    minute = np.asarray(minute, dtype=np.int64)
-    naive = (epoch_day * 86_400 + minute * 60) * 1_000_000_000
+    shifted forward; ambiguous ones take standard time (generated times avoid both).
+
+    UTC offsets change only on whole local hours, so each zone's offset is looked up per
+    local hour from a table built with pandas for the hours spanned (times inside a DST
+    gap, where no single offset applies, go through pandas themselves)."""
+    naive = np.asarray(epoch_day, dtype=np.int64) * 86_400 + np.asarray(minute, dtype=np.int64) * 60
+    tz_code = np.asarray(tz_code)
     out = np.empty(len(naive), dtype=np.int64)
+    if not len(naive):
+        return out
+    hour = naive // 3600
+    first, last = int(hour.min()), int(hour.max())
+    starts = (np.arange(first, last + 2, dtype=np.int64) * 3600).astype("datetime64[s]")
     for code, zone in enumerate(zones):
         sel = np.flatnonzero(tz_code == code)
         if not len(sel):
             continue
-        idx = pd.DatetimeIndex(naive[sel].astype("datetime64[ns]")).tz_localize(
-            zone, ambiguous=np.zeros(len(sel), dtype=bool), nonexistent="shift_forward"
-        )
-        out[sel] = idx.asi8 // 1_000_000_000
+        utc = _localize(starts, zone)
+        offset = starts.astype(np.int64)[:-1] - utc[:-1]
+        gap = np.diff(utc) != 3600
+        h = hour[sel] - first
+        out[sel] = naive[sel] - offset[h]
+        in_gap = sel[gap[h]]
+        if len(in_gap):
+            out[in_gap] = _localize(naive[in_gap].astype("datetime64[s]"), zone)
     return out
+
+
+def _localize(local: np.ndarray, zone: str) -> np.ndarray:
+    idx = pd.DatetimeIndex(local.astype("datetime64[ns]")).tz_localize(
+        zone, ambiguous=np.zeros(len(local), dtype=bool), nonexistent="shift_forward"
+    )
+    return idx.asi8 // 1_000_000_000
 
 
 def iso_day(d: date, offset: int) -> str:
@@ -59,6 +78,27 @@ def bytes_to_arrow(matrix: np.ndarray) -> pa.Array:
     return pa.array(np.ascontiguousarray(matrix).view(f"S{w}").ravel()).cast(pa.string())
 
 
+_ESCAPED = np.zeros(256, dtype=bool)
+_ESCAPED[[ord('"'), ord("\\"), *range(32)]] = True
+
+
+def _needs_escape(arr: pa.Array) -> bool:
+    """Whether any string of `arr` holds a quote, backslash or control byte (a scan of
+    the values buffer: much cheaper than a regex match per string)."""
+    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        chunk = chunk.cast(pa.string())
+        offsets, data = chunk.buffers()[1], chunk.buffers()[2]
+        if data is None or not len(chunk):
+            continue
+        bounds = np.frombuffer(
+            offsets, dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4
+        )
+        raw = np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[-1]]
+        if _ESCAPED[raw].any():
+            return True
+    return False
+
+
 def arrow_json_lines(fields: Sequence[tuple[str, pa.Array, str]]) -> pa.Array:
     """JSON objects, one per row, from Arrow columns: kind `str` (quoted), `raw` (a JSON
     token already: numbers, true/false). Nulls become `null`. Values must not need JSON
@@ -67,15 +107,14 @@ def arrow_json_lines(fields: Sequence[tuple[str, pa.Array, str]]) -> pa.Array:
     for i, (key, arr, kind) in enumerate(fields):
         cols.append(("{" if i == 0 else ",") + json.dumps(key) + ":")
         if kind == "str":
-            if pc.any(pc.match_substring_regex(arr, r'["\\\x00-\x1f]')).as_py():
+            if _needs_escape(arr):
                 raise ValueError(f"field {key!r}: value needs JSON escaping")
             token = pc.binary_join_element_wise('"', arr, '"', "")
         else:
             token = arr
         cols.append(pc.fill_null(token, "null"))
     cols.append("}\n")
-    n = len(fields[0][1])
-    cols = [pa.array([c] * n, pa.string()) if isinstance(c, str) else c for c in cols]
+    # constant pieces are passed as scalars, which the kernel broadcasts
     return pc.binary_join_element_wise(*cols, "")
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import shutil
+import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +62,10 @@ from revisit.settings import Settings
 SCALES: dict[str, int] = {"test": 1_000, "demo": 20_000, "bench": 1_000_000}
 DEFAULT_AS_OF = date(2026, 11, 1)
 CUSTOMERS_PER_BUSINESS = 400
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 _EPOCH = date(1970, 1, 1)
-_CHUNK = 1_000_000
+_CHUNK = 250_000  # rows rendered at a time (~80 MB of appointment lines)
+_APPT_SLICE = 2_000_000  # events turned into appointment records at a time
 
 
 def _dev_secret(name: str) -> str:
@@ -98,15 +103,18 @@ def generate(
     export_businesses: int | None = None,
     webhook_days: int = 30,
     invalid_phone_share: float = 0.01,
+    processes: int = 2,
 ) -> dict[str, Any]:
     """Write a synthetic ecosystem of `customers` people into `out_dir` (replaced if it
     exists) and return the manifest (also written to `out_dir/manifest.json`).
 
     Same arguments → byte-identical files. `as_of` (default 2026-11-01) is the local date
     the history ends: 540 days of history before it, future scheduled appointments up to
-    30 days after it. `export_businesses` businesses (default ~5%, the smallest, at most
-    20) deliver CRM file drops instead of the API. Webhook requests cover the sends of
-    the last `webhook_days` days. See ingestion/SOURCES.md for every file.
+    30 days after it. `export_businesses` businesses (default ~5%, at most 20: the
+    smallest, never a country's only one) deliver CRM file drops instead of the API.
+    Webhook requests cover the sends of the last `webhook_days` days. See
+    ingestion/SOURCES.md for every file. With `processes` ≥ 2 the CRM files and the other
+    files are written by two processes (forked; the bytes do not depend on it).
     """
     if customers < 100:
         raise ValueError("customers must be at least 100")
@@ -184,7 +192,11 @@ def generate(
         export_businesses if export_businesses is not None else min(20, max(1, round(0.05 * n_bus)))
     )
     counts = np.bincount(lat.business, minlength=n_bus)
-    export_set = np.sort(np.lexsort((np.arange(n_bus), counts))[:n_export]) if n_export else []
+    # the smallest businesses export files; a country's only business stays on the API so
+    # the API covers every country (and Berlin, the one DST zone) even at the test scale
+    country_n = biz.groupby("country")["idx"].transform("size").to_numpy()
+    by_size = np.lexsort((np.arange(n_bus), counts, country_n == 1))
+    export_set = np.sort(by_size[:n_export]) if n_export else []
     is_export = np.zeros(n_bus, dtype=bool)
     is_export[export_set] = True
     ts = _lines.Timestamps(day0 - timedelta(days=800), as_of + timedelta(days=FUTURE_DAYS + 30))
@@ -273,127 +285,138 @@ def generate(
     bday_str = bytes_to_arrow(bday_ts.render_date(persons["birthday"].to_numpy()[pidx]))
     gknown = persons["gender_known"].to_numpy()[pidx]
     gender_str = pa.array(np.where(gender == 0, "f", "m"), pa.string())
-    start_minute = rng_out.integers(9 * 60, 21 * 60, size=r)
-    created_s = local_to_utc(day0_epoch + lat.start_day, start_minute - 30, rel_tz, zones)
-    # ~5% profiles completed later: first version without birthday, a later full version
-    updated_later = bknown & (rng_out.random(r) < 0.05) & (invalid < 0)
-    upd_s = created_s + (
-        rng_out.random(r) * (day0_epoch * 86_400 + HISTORY_DAYS * 86_400 - created_s)
-    ).astype(np.int64)
-    cust_id_str = bytes_to_arrow(
-        np.concatenate([np.full((r, 1), ord("C"), np.uint8), _lines.digits(rel_cust_id + 1, 9)], 1)
-    )
-    biz_id_arr = np.array(biz["id"].tolist(), dtype=object)
-    rel_biz_id = pa.array(biz_id_arr[lat.business], pa.string())
-    created_str = bytes_to_arrow(ts.render(created_s))
-    consent_tok = pa.array(np.where(lat.consent, "true", "false"), pa.string())
-    null_str = pa.nulls(r, pa.string())
-
-    def customer_lines(birthday_mask: np.ndarray, updated: pa.Array) -> pa.Array:
-        return arrow_json_lines(
-            [
-                ("id", cust_id_str, "str"),
-                ("business_id", rel_biz_id, "str"),
-                ("phone", phones, "str"),
-                ("name", names, "str"),
-                (
-                    "birthday",
-                    pa.array(
-                        np.where(birthday_mask, bday_str.to_numpy(zero_copy_only=False), None),
-                        pa.string(),
-                    ),
-                    "str",
-                ),
-                (
-                    "gender",
-                    pa.array(
-                        np.where(gknown, gender_str.to_numpy(zero_copy_only=False), None),
-                        pa.string(),
-                    ),
-                    "str",
-                ),
-                ("marketing_consent", consent_tok, "raw"),
-                ("created_at", created_str, "str"),
-                ("updated_at", updated, "str"),
-            ]
-        )
-
-    _ = null_str
-    v1 = customer_lines(bknown & ~updated_later, created_str)
-    v2 = customer_lines(bknown, bytes_to_arrow(ts.render(upd_s)))
     rel_export = is_export[lat.business]
-    api_rows = np.flatnonzero(~rel_export)
-    upd_rows = np.flatnonzero(~rel_export & updated_later)
-    n_cust = write_arrow_lines(api / "customers.jsonl", v1.take(pa.array(api_rows)))
-    n_cust += write_arrow_lines(api / "customers.jsonl", v2.take(pa.array(upd_rows)), mode="ab")
-    man.add(api / "customers.jsonl", n_cust)
-
-    # --- appointments ---------------------------------------------------------------
-    appt = _appointments(res, lat, biz, locs, svcs, offers, rng_out, day0_epoch, rel_tz, zones)
-    n_appt_api = _write_appointments_api(
-        api / "appointments.jsonl", appt, ts, is_export, biz_id_arr
-    )
-    man.add(api / "appointments.jsonl", n_appt_api["lines"], records=n_appt_api["records"])
-
-    # --- CRM file drops -------------------------------------------------------------
-    exports = _write_exports(
-        out_dir,
-        man,
-        export_set,
-        biz,
-        svcs,
-        appt,
-        ts,
-        lat,
-        phones,
-        names,
-        bday_str,
-        bknown,
-        gender_str,
-        gknown,
-        created_str,
-        cust_id_str,
-    )
-
-    # --- messages, webhooks, partners, truth ----------------------------------------
     e164_np = phone_e164.to_numpy(zero_copy_only=False)
-    msg_info = messaging.write_messages(
-        out_dir,
-        man,
-        res.sends,
-        lat,
-        biz,
-        offers,
-        e164_np,
-        rel_tz,
-        zones,
-        day0_epoch,
-        ts,
-        rng_msg,
-        secrets,
-        webhook_days,
-        names.to_numpy(zero_copy_only=False),
-    )
-    partners.write_offers(out_dir, man, offers, biz, day0)
-    partner_info = partners.write_partner_feeds(
-        out_dir, man, rng_partner, persons, e164_np, day0_epoch, include_broken_files
-    )
-    truth_info = _write_truth(
-        out_dir,
-        man,
-        res,
-        lat,
-        biz,
-        e164_np,
-        invalid,
-        phones,
-        day0,
-        conversions,
-        offers,
-        appt,
-        msg_info,
-        partner_info,
-        rel_export,
+
+    def crm_files(man: _Manifest) -> tuple[list[str], int]:
+        """CRM API customers and appointments, CRM file drops (returns the export ids
+        and the number of appointments)."""
+        start_minute = rng_out.integers(9 * 60, 21 * 60, size=r)
+        created_s = local_to_utc(day0_epoch + lat.start_day, start_minute - 30, rel_tz, zones)
+        # ~5% profiles completed later: first version without birthday, a later full version
+        updated_later = bknown & (rng_out.random(r) < 0.05) & (invalid < 0)
+        upd_s = created_s + (
+            rng_out.random(r) * (day0_epoch * 86_400 + HISTORY_DAYS * 86_400 - created_s)
+        ).astype(np.int64)
+        appt = _appointments(res, lat, biz, locs, svcs, offers, rng_out, day0_epoch, rel_tz, zones)
+        cust_id_str = bytes_to_arrow(
+            np.concatenate(
+                [np.full((r, 1), ord("C"), np.uint8), _lines.digits(rel_cust_id + 1, 9)], 1
+            )
+        )
+        biz_id_arr = np.array(biz["id"].tolist(), dtype=object)
+        rel_biz_id = pa.array(biz_id_arr[lat.business], pa.string())
+        created_str = bytes_to_arrow(ts.render(created_s))
+        consent_tok = pa.array(np.where(lat.consent, "true", "false"), pa.string())
+
+        def customer_lines(birthday_mask: np.ndarray, updated: pa.Array) -> pa.Array:
+            return arrow_json_lines(
+                [
+                    ("id", cust_id_str, "str"),
+                    ("business_id", rel_biz_id, "str"),
+                    ("phone", phones, "str"),
+                    ("name", names, "str"),
+                    (
+                        "birthday",
+                        pa.array(
+                            np.where(birthday_mask, bday_str.to_numpy(zero_copy_only=False), None),
+                            pa.string(),
+                        ),
+                        "str",
+                    ),
+                    (
+                        "gender",
+                        pa.array(
+                            np.where(gknown, gender_str.to_numpy(zero_copy_only=False), None),
+                            pa.string(),
+                        ),
+                        "str",
+                    ),
+                    ("marketing_consent", consent_tok, "raw"),
+                    ("created_at", created_str, "str"),
+                    ("updated_at", updated, "str"),
+                ]
+            )
+
+        v1 = customer_lines(bknown & ~updated_later, created_str)
+        v2 = customer_lines(bknown, bytes_to_arrow(ts.render(upd_s)))
+        api_rows = np.flatnonzero(~rel_export)
+        upd_rows = np.flatnonzero(~rel_export & updated_later)
+        n_cust = write_arrow_lines(api / "customers.jsonl", v1.take(pa.array(api_rows)))
+        n_cust += write_arrow_lines(api / "customers.jsonl", v2.take(pa.array(upd_rows)), mode="ab")
+        man.add(api / "customers.jsonl", n_cust)
+
+        # appointments
+        n_appt_api = _write_appointments_api(
+            api / "appointments.jsonl", appt, ts, is_export, r, len(offers)
+        )
+        man.add(api / "appointments.jsonl", n_appt_api["lines"], records=n_appt_api["records"])
+
+        # CRM file drops
+        exports = _write_exports(
+            out_dir,
+            man,
+            export_set,
+            biz,
+            svcs,
+            appt,
+            ts,
+            lat,
+            phones,
+            names,
+            bday_str,
+            bknown,
+            gender_str,
+            gknown,
+            created_str,
+            cust_id_str,
+        )
+        return exports, int(appt["n"])
+
+    def other_files(man: _Manifest) -> tuple[dict[str, Any], ...]:
+        """Sends, webhooks, partner offers and feeds, ground truth."""
+        msg_info = messaging.write_messages(
+            out_dir,
+            man,
+            res.sends,
+            lat,
+            biz,
+            offers,
+            e164_np,
+            rel_tz,
+            zones,
+            day0_epoch,
+            ts,
+            rng_msg,
+            secrets,
+            webhook_days,
+            names.to_numpy(zero_copy_only=False),
+        )
+        partners.write_offers(out_dir, man, offers, biz, day0)
+        partner_info = partners.write_partner_feeds(
+            out_dir, man, rng_partner, persons, e164_np, day0_epoch, include_broken_files
+        )
+        truth_info = _write_truth(
+            out_dir,
+            man,
+            res,
+            lat,
+            biz,
+            e164_np,
+            invalid,
+            phones,
+            day0,
+            conversions,
+            offers,
+            msg_info,
+            partner_info,
+            rel_export,
+        )
+        return msg_info, partner_info, truth_info
+
+    # the files left are independent of each other and use separate random streams
+    (exports, n_appointments), (msg_info, partner_info, truth_info) = _run_pair(
+        crm_files, other_files, man, processes
     )
 
     manifest: dict[str, Any] = {
@@ -412,7 +435,7 @@ def generate(
             "services": len(svcs),
             "people": int(customers),
             "customer_records": int(r),
-            "appointments": int(appt["n"]),
+            "appointments": n_appointments,
             "sends": len(res.sends.rel),
             "offers": len(offers),
             "partner_conversions": len(conversions),
@@ -427,6 +450,49 @@ def generate(
         json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
     return manifest
+
+
+def _run_pair(
+    first: Callable[[_Manifest], Any],
+    second: Callable[[_Manifest], Any],
+    man: _Manifest,
+    processes: int,
+) -> tuple[Any, Any]:
+    """`first(man)` here and `second(man)` in a forked child process (in turn when
+    `processes` < 2 or fork is unavailable). Both only write files and return small
+    results, and draw no shared random numbers, so the output is the same either way."""
+    if processes < 2 or "fork" not in mp.get_all_start_methods():
+        return first(man), second(man)
+    ctx = mp.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child_main, args=(second, man.root, send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        result = first(man)
+    except BaseException:
+        child.kill()
+        child.join()
+        raise
+    try:
+        ok, payload, files = receive.recv()
+    except EOFError:
+        ok, payload, files = False, f"exit code {child.exitcode}", {}
+    child.join()
+    if not ok:
+        raise RuntimeError(f"generator child process failed:\n{payload}")
+    man.files.update(files)
+    return result, payload
+
+
+def _child_main(fn: Callable[[_Manifest], Any], root: Path, send: Connection) -> None:
+    man = _Manifest(root)
+    try:
+        send.send((True, fn(man), man.files))
+    except BaseException:
+        send.send((False, traceback.format_exc(), {}))
+    finally:
+        send.close()
 
 
 # ------------------------------------------------------------------------ appointments
@@ -445,13 +511,50 @@ def _appointments(
     zones: list[str],
 ) -> dict[str, Any]:
     """Appointment records (latest state) in simulation order, plus which get an earlier
-    `scheduled` version. Future slots are kept only if booked before as_of."""
-    day, lead = res.ev_day.astype(np.int64), res.ev_lead.astype(np.int64)
-    keep = (day < HISTORY_DAYS) | (day - lead < HISTORY_DAYS)
-    rel = res.ev_rel[keep]
-    day, lead = day[keep], lead[keep]
-    out = res.ev_outcome[keep].astype(np.int64)
-    acq = res.ev_acq[keep]
+    `scheduled` version. Future slots are kept only if booked before as_of. Made in
+    slices of a fixed number of events (bounded memory; the same draws at any size)."""
+    keep = np.flatnonzero(
+        (res.ev_day < HISTORY_DAYS) | (res.ev_day.astype(np.int64) - res.ev_lead < HISTORY_DAYS)
+    )
+    out: dict[str, Any] = {}
+    for lo in range(0, len(keep), _APPT_SLICE):
+        part = _appointment_slice(
+            res,
+            keep[lo : lo + _APPT_SLICE],
+            lat,
+            biz,
+            locs,
+            svcs,
+            offers,
+            rng,
+            day0_epoch,
+            rel_tz,
+            zones,
+        )
+        for k, v in part.items():
+            # filled in place: no second copy of every column at the end
+            out.setdefault(k, np.empty(len(keep), dtype=v.dtype))[lo : lo + len(v)] = v
+    out["n"] = len(keep)
+    return out
+
+
+def _appointment_slice(
+    res: Any,
+    events: np.ndarray,
+    lat: Any,
+    biz: pd.DataFrame,
+    locs: pd.DataFrame,
+    svcs: pd.DataFrame,
+    offers: pd.DataFrame,
+    rng: np.random.Generator,
+    day0_epoch: int,
+    rel_tz: np.ndarray,
+    zones: list[str],
+) -> dict[str, np.ndarray]:
+    rel = res.ev_rel[events]
+    day, lead = res.ev_day[events].astype(np.int64), res.ev_lead[events].astype(np.int64)
+    out = res.ev_outcome[events].astype(np.int64)
+    acq = res.ev_acq[events]
     n = len(rel)
     future = day >= HISTORY_DAYS
     b = lat.business[rel]
@@ -470,7 +573,7 @@ def _appointments(
         rng.random(n) < 0.6, fav, rng.integers(0, 1 << 30, size=n) % svc_n[b]
     )
     price = svcs["price_minor"].to_numpy()[svc]
-    step = np.where(svcs["currency"].to_numpy()[svc] == "EUR", 10, 100)
+    step = np.where(svcs["currency"].to_numpy() == "EUR", 10, 100)[svc]
     amount = (np.round(price * rng.uniform(0.9, 1.15, size=n) / step) * step).astype(np.int64)
     promo = np.where(acq, lat.promo_offer[rel], -1)
     discount = offers["discount_pct"].to_numpy() if len(offers) else np.zeros(1)
@@ -491,7 +594,8 @@ def _appointments(
         [out == OUT_COMPLETED, out == 1],
         [
             start_min + duration + rng.integers(0, 60, size=n),
-            created_min + (rng.random(n) * (start_min - created_min)).astype(np.int64),
+            # strictly after the booking: a versioned record's update is later than it
+            created_min + 1 + (rng.random(n) * (start_min - created_min - 1)).astype(np.int64),
         ],
         start_min + 30 + rng.integers(0, 120, size=n),
     )
@@ -504,98 +608,125 @@ def _appointments(
     amount_null = status != OUT_COMPLETED
     # an earlier `scheduled` version for ~30% of past booked appointments
     versioned = ~future & (lead >= 1) & (rng.random(n) < 0.3)
+    # compact dtypes: at the bench scale these columns hold ~20M rows each
     return {
-        "n": n,
-        "rel": rel,
-        "business": b,
-        "loc": loc,
-        "svc": svc,
-        "status": status,
+        "rel": rel.astype(np.int32),
+        "business": b.astype(np.int32),
+        "loc": loc.astype(np.int32),
+        "svc": svc.astype(np.int32),
+        "status": status.astype(np.int8),
         "amount": amount,
         "amount_null": amount_null,
-        "promo": promo,
+        "promo": promo.astype(np.int32),
         "start_s": start_s,
         "created_s": created_s,
         "updated_s": upd_s,
         "versioned": versioned,
-        "day": day,
-        "currency": biz["currency"].to_numpy()[b],
+        "currency_code": biz["currency"].map(_CURRENCIES.index).to_numpy().astype(np.int8)[b],
     }
 
 
-_STATUS = ['"completed"', '"cancelled"', '"no_show"', '"scheduled"']
+_STATUS = ('"completed"', '"cancelled"', '"no_show"', '"scheduled"')
 _CURRENCIES = ("RUB", "KZT", "EUR")
-
-
-def _appointment_matrix(
-    a: dict[str, Any], rows: np.ndarray, ts: _lines.Timestamps, biz_ids: np.ndarray, scheduled: bool
-) -> np.ndarray:
-    n = len(rows)
-    lb = _lines.LineBuilder(n)
-    letter = lambda ch, m: np.concatenate(  # noqa: E731
-        [
-            np.full((n, 1), QUOTE, np.uint8),
-            np.full((n, 1), ord(ch), np.uint8),
-            m,
-            np.full((n, 1), QUOTE, np.uint8),
-        ],
-        axis=1,
-    )
-    QUOTE = _lines.QUOTE
-    lb.raw("id", letter("A", _lines.digits(rows + 1, 10)))
-    lb.raw("business_id", letter("B", _lines.digits(a["business"][rows] + 1, 5)))
-    lb.raw("client_id", letter("C", _lines.digits(a["rel"][rows] + 1, 9)))
-    lb.raw("location_id", letter("L", _lines.digits(a["loc"][rows] + 1, 6)))
-    lb.raw("service_id", letter("S", _lines.digits(a["svc"][rows] + 1, 7)))
-    status = np.full(n, 3) if scheduled else a["status"][rows]
-    lb.category("status", status, _STATUS)
-    q = np.full((n, 1), QUOTE, np.uint8)
-    lb.raw("start_at", np.concatenate([q, ts.render(a["start_s"][rows]), q], 1))
-    null = np.ones(n, bool) if scheduled else a["amount_null"][rows]
-    lb.raw("amount", _lines.decimal_tokens(np.where(null, 0, a["amount"][rows]), null))
-    cur = np.searchsorted(np.array(sorted(_CURRENCIES)), a["currency"][rows])
-    lb.category("currency", cur, [f'"{c}"' for c in sorted(_CURRENCIES)])
-    promo = a["promo"][rows]
-    pm = letter("O", _lines.digits(np.maximum(promo, 0) + 1, 4))
-    pm[promo < 0] = _lines.SPACE
-    pm[promo < 0, -4:] = np.frombuffer(b"null", np.uint8)
-    lb.raw("promo_offer_id", pm)
-    lb.raw("created_at", np.concatenate([q, ts.render(a["created_s"][rows]), q], 1))
-    upd = a["created_s"][rows] if scheduled else a["updated_s"][rows]
-    lb.raw("updated_at", np.concatenate([q, ts.render(upd), q], 1))
-    _ = biz_ids
-    return lb.build()
+_APPOINTMENT_FIELDS = (
+    "id",
+    "business_id",
+    "client_id",
+    "location_id",
+    "service_id",
+    "status",
+    "start_at",
+    "amount",
+    "currency",
+    "promo_offer_id",
+    "created_at",
+    "updated_at",
+)
 
 
 def _write_appointments_api(
-    path: Path, a: dict[str, Any], ts: _lines.Timestamps, is_export: np.ndarray, biz_ids: np.ndarray
+    path: Path,
+    a: dict[str, Any],
+    ts: _lines.Timestamps,
+    is_export: np.ndarray,
+    n_rels: int,
+    n_offers: int,
 ) -> dict[str, int]:
-    """One line per version, in `updated_at` order (a change log, as the API serves it)."""
+    """One line per version, in `updated_at` order (a change log, as the API serves it).
+
+    Every line has the same width, so it is assembled in a preallocated byte matrix:
+    ids of businesses, locations, services, customers and offers, amounts, statuses and
+    currencies are gathered from token tables rendered once; only appointment ids and
+    timestamps are rendered per row."""
     api = ~is_export[a["business"]]
     final_rows = np.flatnonzero(api)
     sched_rows = np.flatnonzero(api & a["versioned"])
-    # (updated_at, kind) order: each scheduled version precedes its final version
-    keys = np.concatenate([a["created_s"][sched_rows], a["updated_s"][final_rows]])
-    rows = np.concatenate([sched_rows, final_rows])
-    is_sched = np.concatenate([np.ones(len(sched_rows), bool), np.zeros(len(final_rows), bool)])
-    order = np.lexsort((~is_sched, rows, keys))
+    # (updated_at, id, final after scheduled) order: each scheduled version precedes its
+    # final version. The three keys are packed into one int64 that also holds the row and
+    # the kind, so an in-place sort of it is the whole ordering (no argsort, no copies).
+    row_bits = max(1, int(a["n"]).bit_length())
+    k0 = min(a["created_s"].min(initial=0), a["updated_s"].min(initial=0))
+    k1 = max(a["created_s"].max(initial=0), a["updated_s"].max(initial=0))
+    if int(k1 - k0).bit_length() + row_bits + 1 > 63:
+        raise ValueError("appointment timestamps span too long for the packed sort key")
+    n_s = len(sched_rows)
+    key = np.empty(n_s + len(final_rows), dtype=np.int64)
+    key[:n_s] = ((a["created_s"][sched_rows] - k0) << row_bits | sched_rows) << 1
+    key[n_s:] = (((a["updated_s"][final_rows] - k0) << row_bits | final_rows) << 1) | 1
+    key.sort()
+    is_final = (key & 1).astype(bool)
+    rows = (key >> 1) & ((1 << row_bits) - 1)
+    del key
+    tables = {
+        "business_id": _lines.id_tokens(
+            "B", np.arange(1, int(a["business"].max(initial=0)) + 2), 5
+        ),
+        "client_id": _lines.id_tokens("C", np.arange(1, n_rels + 1), 9),
+        "location_id": _lines.id_tokens("L", np.arange(1, int(a["loc"].max(initial=0)) + 2), 6),
+        "service_id": _lines.id_tokens("S", np.arange(1, int(a["svc"].max(initial=0)) + 2), 7),
+        "status": _lines.token_table(_STATUS),
+        "currency": _lines.token_table([f'"{c}"' for c in _CURRENCIES]),
+        # offers 0..n-1, then null
+        "promo_offer_id": _lines.token_table(
+            [f'"O{i + 1:04d}"' for i in range(n_offers)] + ["null"], align="right"
+        ),
+    }
+    amounts, amount_code = np.unique(a["amount"], return_inverse=True)
+    null_amount = len(amounts)
+    tables["amount"] = _lines.decimal_tokens(
+        np.append(amounts, 0), np.arange(null_amount + 1) == null_amount
+    )
+    widths = {
+        "id": 13,
+        "start_at": 22,
+        "created_at": 22,
+        "updated_at": 22,
+        **{k: t.shape[1] for k, t in tables.items()},
+    }
+    layout = _lines.Layout([(f, widths[f]) for f in _APPOINTMENT_FIELDS])
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
-        for lo in range(0, len(order), _CHUNK):
-            sel = order[lo : lo + _CHUNK]
-            sch = is_sched[sel]
-            r = rows[sel]
-            # rows are rendered in two groups then interleaved back into order
-            m_s = _appointment_matrix(a, r[sch], ts, biz_ids, True)
-            m_f = _appointment_matrix(a, r[~sch], ts, biz_ids, False)
-            width = max(m_s.shape[1] if len(m_s) else 0, m_f.shape[1] if len(m_f) else 0)
-            out = np.full((len(sel), width), _lines.SPACE, np.uint8)
-            for m, mask in ((m_s, sch), (m_f, ~sch)):
-                if len(m):
-                    out[mask, : m.shape[1] - 2] = m[:, :-2]
-                    out[mask, -2:] = m[:, -2:]
+        for lo in range(0, len(rows), _CHUNK):
+            r = rows[lo : lo + _CHUNK]
+            fin = is_final[lo : lo + _CHUNK]
+            out = layout.new(len(r))
+            layout.put(out, "id", _lines.id_tokens("A", r + 1, 10))
+            layout.take(out, "business_id", tables, a["business"][r])
+            layout.take(out, "client_id", tables, a["rel"][r])
+            layout.take(out, "location_id", tables, a["loc"][r])
+            layout.take(out, "service_id", tables, a["svc"][r])
+            layout.take(out, "status", tables, np.where(fin, a["status"][r], 3))
+            layout.put(out, "start_at", ts.render(a["start_s"][r], quoted=True))
+            paid = fin & ~a["amount_null"][r]
+            layout.take(out, "amount", tables, np.where(paid, amount_code[r], null_amount))
+            layout.take(out, "currency", tables, a["currency_code"][r])
+            promo = a["promo"][r]
+            layout.take(out, "promo_offer_id", tables, np.where(promo < 0, n_offers, promo))
+            layout.put(out, "created_at", ts.render(a["created_s"][r], quoted=True))
+            upd = np.where(fin, a["updated_s"][r], a["created_s"][r])
+            layout.put(out, "updated_at", ts.render(upd, quoted=True))
             _lines.write_matrix(fh, out)
-    return {"lines": len(order), "records": len(final_rows)}
+    return {"lines": len(rows), "records": len(final_rows)}
 
 
 def _write_exports(
@@ -719,7 +850,7 @@ def _write_exports(
                     ],
                     pa.string(),
                 ),
-                "currency": pa.array(a["currency"][sel].astype(str)),
+                "currency": pa.array(np.array(_CURRENCIES)[a["currency_code"][sel]]),
                 "promo_offer_id": pa.array(
                     [None if p < 0 else f"O{p + 1:04d}" for p in a["promo"][sel].tolist()],
                     pa.string(),
@@ -776,7 +907,6 @@ def _write_truth(
     day0: date,
     conversions: pd.DataFrame,
     offers: pd.DataFrame,
-    appt: dict[str, Any],
     msg_info: dict[str, Any],
     partner_info: dict[str, Any],
     is_export_rel: np.ndarray,
@@ -785,33 +915,32 @@ def _write_truth(
     folder.mkdir(parents=True, exist_ok=True)
     t = res.truth
     rel = t["rel"].to_numpy()
-    cutoff = np.array([day0 + timedelta(days=int(d)) for d in range(HISTORY_DAYS + 1)])[
-        t["cutoff_day"].to_numpy()
-    ]
-    trig_names = np.array([*TRIGGERS, "holdout", None], dtype=object)
+    # columns built with Arrow takes from small per-business/per-person arrays (the table
+    # has ~10M rows at the bench scale: no Python objects per row)
+    day0_epoch = (day0 - _EPOCH).days
+    cutoff_day = t["cutoff_day"].to_numpy()
+    trig_names = pa.array([*TRIGGERS, "holdout", None], pa.string())
     pt = t["planned_trigger"].to_numpy()
     table = pa.table(
         {
-            "business_id": pa.array(biz["id"].to_numpy()[lat.business[rel]], pa.string()),
-            "phone": pa.array(e164_np[lat.person[rel]], pa.string()),
-            "customer_record_id": pa.array([f"C{x + 1:09d}" for x in rel.tolist()], pa.string())
-            if len(rel) < 200_000
-            else bytes_to_arrow(
+            "business_id": pa.array(biz["id"].to_numpy(), pa.string()).take(
+                pa.array(lat.business[rel])
+            ),
+            "phone": pa.array(e164_np, pa.string()).take(pa.array(lat.person[rel])),
+            "customer_record_id": bytes_to_arrow(
                 np.concatenate(
                     [np.full((len(rel), 1), ord("C"), np.uint8), _lines.digits(rel + 1, 9)], 1
                 )
             ),
-            "as_of": pa.array(cutoff, pa.date32()),
+            "as_of": pa.array(day0_epoch + cutoff_day, pa.int32()).cast(pa.date32()),
             "probability": pa.array(t["probability"].to_numpy()),
             "probability_without_message": pa.array(t["probability_without_message"].to_numpy()),
-            "outcome": pa.array(
-                t["outcome"].astype(object).where(t["outcome"].notna(), None).tolist(), pa.bool_()
-            ),
+            "outcome": pa.array(t["outcome"].array, pa.bool_()),
             "alive": pa.array(t["alive"].to_numpy()),
             "visit_rate_per_day": pa.array(t["visit_rate_per_day"].to_numpy()),
             "known_bookings": pa.array(t["known_bookings"].to_numpy()),
-            "planned_trigger": pa.array(
-                trig_names[np.where(pt == -2, 5, np.where(pt < 0, 6, pt))], pa.string()
+            "planned_trigger": trig_names.take(
+                pa.array(np.where(pt == -2, 5, np.where(pt < 0, 6, pt)))
             ),
             "phone_valid_in_source": pa.array(invalid[rel] < 0),
         }
@@ -920,7 +1049,7 @@ def _write_truth(
 
     hist = t[t["outcome"].notna()]
     return {
-        "cutoffs": sorted({c.isoformat() for c in set(cutoff.tolist())}),
+        "cutoffs": [(day0 + timedelta(days=int(d))).isoformat() for d in np.unique(cutoff_day)],
         "window_days": 30,
         "window_calendar": "local dates of the business's timezone, [as_of, as_of + 30 days)",
         "rows": len(t),
@@ -936,6 +1065,9 @@ def _write_truth(
             "partner_conversions.csv",
             "cashback_balances.csv",
         ],
-        "completed_appointments": int((appt["status"] == OUT_COMPLETED).sum()),
+        # past completed slots (future ones are only scheduled)
+        "completed_appointments": int(
+            ((res.ev_outcome == OUT_COMPLETED) & (res.ev_day < HISTORY_DAYS)).sum()
+        ),
         "partner_sends": int((res.sends.trigger == T_PARTNER).sum()),
     }

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import json
 import time
 from pathlib import Path
@@ -20,15 +19,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ingestion.synthetic import _lines
 from ingestion.synthetic.common import (
-    arrow_json_lines,
-    bytes_to_arrow,
     local_to_utc,
-    write_arrow_lines,
 )
 from ingestion.synthetic.model import CHANNELS, HISTORY_DAYS, TRIGGERS
 
@@ -37,6 +31,59 @@ WA_PATH, TG_PATH, SMS_PATH = "/webhooks/whatsapp", "/webhooks/telegram", "/webho
 DUPLICATE_SHARE = 0.02
 LATE_SHARE = 0.03
 REPLIES = ("Спасибо!", "Записаться можно на субботу?", "ok", "Danke!", "Рахмет!", "👍")
+
+
+_CHUNK = 250_000  # sends rendered at a time
+_SEND_FIELDS = (
+    "message_id",
+    "business_id",
+    "customer_phone",
+    "trigger",
+    "campaign_id",
+    "channel",
+    "holdout",
+    "planned_at",
+    "offer_id",
+    "provider_message_id",
+)
+
+
+def _provider_ids(
+    channel: np.ndarray, holdout: np.ndarray, chat: np.ndarray, per_chat: np.ndarray
+) -> np.ndarray:
+    """Provider message id tokens (null for holdout): WhatsApp `wamid.HBgL<12 digits>`,
+    Telegram `<chat id>:<message no. in the chat>`, SMS `sms-<10 digits>`, numbered by
+    send (row) order."""
+    n = len(channel)
+    num = np.arange(1, n + 1)
+    chat_w = len(str(int(chat.max()))) if n else 1
+    seq_w = len(str(int(per_chat.max()))) if n else 1
+    width = max(24, chat_w + seq_w + 3)
+    out = np.full((n, width), _lines.SPACE, dtype=np.uint8)
+    for code, prefix, w in ((0, b'"wamid.HBgL', 12), (2, b'"sms-', 10)):
+        sel = np.flatnonzero(channel == code)
+        out[sel, : len(prefix)] = np.frombuffer(prefix, np.uint8)
+        out[sel, len(prefix) : len(prefix) + w] = _lines.digits(num[sel], w)
+        out[sel, len(prefix) + w] = _lines.QUOTE
+    sel = np.flatnonzero(channel == 1)
+    text = np.concatenate(
+        [_lines.int_text(chat[sel], chat_w), _lines.int_text(per_chat[sel], seq_w)], axis=1
+    )
+    # "<chat>:<seq>" without the padding between the two numbers
+    chat_len = (text[:, :chat_w] != _lines.SPACE).sum(axis=1)
+    seq_len = (text[:, chat_w:] != _lines.SPACE).sum(axis=1)
+    col = np.arange(width)[None, :]
+    src = np.where(col - 1 < chat_len[:, None], col - 1, col - 2 - chat_len[:, None] + chat_w)
+    tg = np.take_along_axis(text, np.clip(src, 0, text.shape[1] - 1), axis=1)
+    tg[:, 0] = _lines.QUOTE
+    tg[np.arange(len(sel)), chat_len + 1] = ord(":")
+    end = chat_len + seq_len + 2
+    tg[np.arange(len(sel)), end] = _lines.QUOTE
+    tg[col > end[:, None]] = _lines.SPACE
+    out[sel] = tg
+    out[holdout] = _lines.SPACE
+    out[holdout, :4] = np.frombuffer(b"null", np.uint8)
+    return out
 
 
 def telegram_chat_id(person: np.ndarray) -> np.ndarray:
@@ -72,61 +119,61 @@ def write_messages(
     day = sends.day[order]
     channel = lat.channel[rel]
     person = lat.person[rel]
-    msg_no = np.arange(n)
-    msg_id = bytes_to_arrow(
-        np.concatenate([np.full((n, 1), ord("M"), np.uint8), _lines.digits(msg_no + 1, 10)], 1)
-    )
     chat = telegram_chat_id(person)
     per_chat = pd.Series(chat).groupby(chat).cumcount().to_numpy() + 1
-    num = pc.cast(pa.array(msg_no + 1), pa.string())
-    prov_all = {
-        0: pc.binary_join_element_wise("wamid.HBgL", pc.utf8_lpad(num, 12, "0"), ""),
-        1: pc.binary_join_element_wise(
-            pc.cast(pa.array(chat), pa.string()), ":", pc.cast(pa.array(per_chat), pa.string()), ""
-        ),
-        2: pc.binary_join_element_wise("sms-", pc.utf8_lpad(num, 10, "0"), ""),
-    }
-    prov = pc.if_else(
-        pa.array(channel == 0),
-        prov_all[0],
-        pc.if_else(pa.array(channel == 1), prov_all[1], prov_all[2]),
-    )
-    prov = pc.if_else(pa.array(holdout), pa.nulls(n, pa.string()), prov)
-    prov_np = prov.to_numpy(zero_copy_only=False)
-    bid_arr = pa.array(biz["id"].tolist(), pa.string()).take(pa.array(lat.business[rel]))
+    prov = _provider_ids(channel, holdout, chat, per_chat)
+    # campaign ids: trigger-business-month of the period, rendered once per combination
+    b = lat.business[rel]
     period = day // 30
+    n_bus, n_periods = len(biz), int(period.max()) + 1 if n else 1
     labels = (
-        (day0_epoch + 30 * np.arange(period.max() + 1 if n else 1))
+        (day0_epoch + 30 * np.arange(n_periods))
         .astype("datetime64[D]")
         .astype("datetime64[M]")
         .astype(str)
     )
-    period_label = pa.array(labels).take(pa.array(period))
-    trig_names = pa.array(list(TRIGGERS)).take(pa.array(trig))
-    campaign = pc.binary_join_element_wise(trig_names, bid_arr, period_label, "-")
-    offer_ids = np.array(
-        [None if o < 0 else f"O{o + 1:04d}" for o in range(-1, len(offers))], dtype=object
-    )[offer + 1]
-    lines = arrow_json_lines(
-        [
-            ("message_id", msg_id, "str"),
-            ("business_id", bid_arr, "str"),
-            ("customer_phone", pa.array(e164_np[person], pa.string()), "str"),
-            ("trigger", trig_names, "str"),
-            ("campaign_id", campaign, "str"),
-            ("channel", pa.array(list(CHANNELS)).take(pa.array(channel)), "str"),
-            (
-                "holdout",
-                pa.array(["false", "true"]).take(pa.array(holdout.astype(np.int64))),
-                "raw",
-            ),
-            ("planned_at", bytes_to_arrow(ts.render(planned)), "str"),
-            ("offer_id", pa.array(offer_ids, pa.string()), "str"),
-            ("provider_message_id", prov, "str"),
-        ]
-    )
+    combos, campaign = np.unique((trig * n_bus + b) * n_periods + period, return_inverse=True)
+    biz_ids = biz["id"].to_numpy()
+    campaign_names = [
+        f"{TRIGGERS[k // n_periods // n_bus]}-{biz_ids[k // n_periods % n_bus]}-"
+        f"{labels[k % n_periods]}"
+        for k in combos.tolist()
+    ]
+    tables = {
+        "business_id": _lines.id_tokens("B", np.arange(1, n_bus + 1), 5),
+        "customer_phone": _lines.string_tokens(e164_np),
+        "trigger": _lines.token_table([f'"{t}"' for t in TRIGGERS]),
+        "campaign_id": _lines.string_tokens(np.array(campaign_names, dtype=object)),
+        "channel": _lines.token_table([f'"{c}"' for c in CHANNELS]),
+        "holdout": _lines.token_table(["false", "true"]),
+        # offers 0..n-1, then null
+        "offer_id": _lines.token_table(
+            [f'"O{i + 1:04d}"' for i in range(len(offers))] + ["null"], align="right"
+        ),
+    }
+    widths = {"message_id": 13, "planned_at": 22, "provider_message_id": prov.shape[1]}
+    widths.update({k: t.shape[1] for k, t in tables.items()})
+    layout = _lines.Layout([(f, widths[f]) for f in _SEND_FIELDS])
     path = out_dir / "messages" / "sends.jsonl"
-    man.add(path, write_arrow_lines(path, lines))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        for lo in range(0, n, _CHUNK):
+            sl = slice(lo, min(n, lo + _CHUNK))
+            out = layout.new(sl.stop - sl.start)
+            layout.put(
+                out, "message_id", _lines.id_tokens("M", np.arange(sl.start, sl.stop) + 1, 10)
+            )
+            layout.take(out, "business_id", tables, b[sl])
+            layout.take(out, "customer_phone", tables, person[sl])
+            layout.take(out, "trigger", tables, trig[sl])
+            layout.take(out, "campaign_id", tables, campaign[sl])
+            layout.take(out, "channel", tables, channel[sl])
+            layout.take(out, "holdout", tables, holdout[sl].astype(np.int64))
+            layout.put(out, "planned_at", ts.render(planned[sl], quoted=True))
+            layout.take(out, "offer_id", tables, np.where(offer[sl] < 0, len(offers), offer[sl]))
+            layout.put(out, "provider_message_id", prov[sl])
+            _lines.write_matrix(fh, out)
+    man.add(path, n)
 
     # --- webhooks ---------------------------------------------------------------------
     first_day = HISTORY_DAYS - webhook_days
@@ -254,7 +301,7 @@ def write_messages(
         ch = int(channel[i])
         p = int(person[i])
         mid = f"M{i + 1:010d}"
-        pid = str(prov_np[i])
+        pid = prov[i].tobytes().decode().strip().strip('"')
         if ch == 0:
             ph = str(wa_phone[p])
             events["whatsapp"].append((t0, wa_status(pid, "sent", t0, ph, mid)))
@@ -337,57 +384,47 @@ def _write_webhooks(
     path: Path, provider: str, events: list[tuple[int, str]], rng: np.random.Generator, secrets: Any
 ) -> dict[str, int]:
     """Requests in arrival order with duplicates and late arrivals."""
-    evs = sorted(events, key=lambda e: e[0])
-    n = len(evs)
+    times = np.array([e[0] for e in events], dtype=np.int64)
+    by_time = np.argsort(times, kind="stable")
+    times = times[by_time]
+    n = len(times)
     delay = rng.uniform(0, 2, size=n)
     late = rng.random(n) < LATE_SHARE
     delay[late] = rng.uniform(60, 3600, size=int(late.sum()))
     dup = rng.random(n) < DUPLICATE_SHARE
     dup_delay = rng.uniform(1, 300, size=n)
-    arrivals = [(evs[i][0] + delay[i], i) for i in range(n)]
-    arrivals += [(evs[i][0] + delay[i] + dup_delay[i], i) for i in np.flatnonzero(dup).tolist()]
-    arrivals.sort()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    arrival = np.concatenate([times + delay, (times + delay + dup_delay)[dup]])
+    event = np.concatenate([np.arange(n), np.flatnonzero(dup)])
+    event = event[np.lexsort((event, arrival))]
+    # one request line per event (a duplicate repeats it); headers as json.dumps would
+    # write them, with the signature from a keyed HMAC copied per body
     route = {"whatsapp": WA_PATH, "telegram": TG_PATH, "sms": SMS_PATH}[provider]
-    cache: dict[int, str] = {}
+    head = '{"method":"POST","path":"' + route + '","headers":{"Content-Type":"application/json",'
+    if provider == "telegram":
+        token = json.dumps(secrets.telegram_secret_token)
+        sign = None
+        head += '"X-Telegram-Bot-Api-Secret-Token":' + token + '},"body":'
+    else:
+        key = secrets.whatsapp_app_secret if provider == "whatsapp" else secrets.sms_webhook_secret
+        sign = hmac.new(key.encode(), digestmod=hashlib.sha256)
+        header = "X-Hub-Signature-256" if provider == "whatsapp" else "X-Signature"
+        head += '"' + header + '":"sha256='
+    lines = []
+    for i in by_time.tolist():
+        body = events[i][1]
+        if sign is None:
+            lines.append(head + _encode_str(body) + "}\n")
+        else:
+            mac = sign.copy()
+            mac.update(body.encode())
+            lines.append(head + mac.hexdigest() + '"},"body":' + _encode_str(body) + "}\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
-        for _, i in arrivals:
-            line = cache.get(i)
-            if line is None:
-                body = evs[i][1]
-                raw = body.encode()
-                headers = {"Content-Type": "application/json"}
-                if provider == "whatsapp":
-                    headers["X-Hub-Signature-256"] = (
-                        "sha256="
-                        + hmac.new(
-                            secrets.whatsapp_app_secret.encode(), raw, hashlib.sha256
-                        ).hexdigest()
-                    )
-                elif provider == "sms":
-                    headers["X-Signature"] = (
-                        "sha256="
-                        + hmac.new(
-                            secrets.sms_webhook_secret.encode(), raw, hashlib.sha256
-                        ).hexdigest()
-                    )
-                else:
-                    headers["X-Telegram-Bot-Api-Secret-Token"] = secrets.telegram_secret_token
-                line = (
-                    '{"method":"POST","path":"'
-                    + route
-                    + '","headers":'
-                    + json.dumps(headers, separators=(",", ":"))
-                    + ',"body":'
-                    + _encode_str(body)
-                    + "}"
-                )
-                cache[i] = line
-            fh.write(line + "\n")
-    inversions = int(sum(1 for a, b in itertools.pairwise(arrivals) if evs[b[1]][0] < evs[a[1]][0]))
+        fh.writelines(lines[i] for i in event.tolist())
+    ev_time = times[event]
     return {
-        "requests": len(arrivals),
+        "requests": len(event),
         "events": n,
         "duplicates": int(dup.sum()),
-        "out_of_order": inversions,
+        "out_of_order": int((ev_time[1:] < ev_time[:-1]).sum()),
     }

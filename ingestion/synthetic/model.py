@@ -48,6 +48,8 @@ TRUTH_CUTOFFS = 6  # monthly cutoffs before as_of (as_of itself is added)
 EFFECT_DAYS = 14
 MAX_LEAD = 21
 P_FIRST_DROP = 0.30
+#: Beta parameters of the drop-out probability after a completed visit
+P_DROP_BETA = (1.2, 55.0)  # mean 2.1%: regulars stay for ~50 visits
 PREHISTORY_SHARE = 0.45
 PREHISTORY_ALIVE = 0.65
 
@@ -118,7 +120,7 @@ def draw_latent(
     q = np.array([KINDS[k][1] for k in KIND_NAMES])[kind]
     lam = rng.gamma(2.0, 1.0 / (2.0 * mean_interval))
     lam = np.minimum(lam, 0.5)
-    p_drop = rng.beta(1.2, 22.0, size=r)
+    p_drop = rng.beta(*P_DROP_BETA, size=r)
     if start_day is None:
         pre = rng.random(r) < PREHISTORY_SHARE
         start_day = np.where(
@@ -211,6 +213,12 @@ def _multiplier(eff: np.ndarray, day: np.ndarray | int, with_current: bool = Tru
     return 1.0 + np.maximum(prev, cur)
 
 
+def _log_no_booking(pi: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    """log of `_no_booking_factor` for slot probabilities `pi` on day k of the window."""
+    big_f = LEAD_CDF[min(k, MAX_LEAD)]
+    return np.log1p(-pi * big_f * q / (1.0 - pi * (1.0 - big_f)))
+
+
 def _no_booking_factor(
     lam: np.ndarray, q: np.ndarray, m: np.ndarray, k: np.ndarray | int
 ) -> np.ndarray:
@@ -237,8 +245,18 @@ class Simulator:
         self.day0_epoch = day0_epoch
         self.partner_plan = partner_plan
         self.mean_interval = np.array([KINDS[k][0] for k in KIND_NAMES])[lat.kind]
+        self._birthdays: dict[int, np.ndarray] = {}
 
     # -- planner ---------------------------------------------------------------------
+    def _birthdays_in(self, year: int) -> np.ndarray:
+        """Day numbers of every relationship's birthday in `year` (cached per year)."""
+        if year not in self._birthdays:
+            self._birthdays[year] = (
+                (np.datetime64(f"{year}-01", "M") + (self.bmonth - 1)).astype("datetime64[D]")
+                + (self.bday - 1)
+            ).astype(np.int64) - self.day0_epoch
+        return self._birthdays[year]
+
     def _plan(self, c: int, last_visit: np.ndarray, last_winback: np.ndarray) -> Sends:
         rng, lat = self.rng, self.lat
         r = len(lat)
@@ -255,10 +273,7 @@ class Simulator:
         # birthday inside the window (local calendar)
         year = int(str(np.datetime64(self.day0_epoch + c, "D"))[:4])
         for y in (year, year + 1):
-            bd = (
-                (np.datetime64(f"{y}-01", "M") + (self.bmonth - 1)).astype("datetime64[D]")
-                + (self.bday - 1)
-            ).astype(np.int64) - self.day0_epoch
+            bd = self._birthdays_in(y)
             hit = free & self.bknown & (bd >= c) & (bd < c + PERIOD_DAYS)
             trig[hit], sday[hit] = T_BIRTHDAY, bd[hit]
             free &= ~hit
@@ -291,7 +306,7 @@ class Simulator:
 
     # -- run -------------------------------------------------------------------------
     def run(self) -> SimResult:
-        rng, lat = self.rng, self.lat
+        lat = self.lat
         r = len(lat)
         total_days = HISTORY_DAYS + FUTURE_DAYS
         cutoffs = {HISTORY_DAYS - PERIOD_DAYS * j for j in range(TRUTH_CUTOFFS + 1)}
@@ -300,20 +315,9 @@ class Simulator:
         last_visit = lat.last0.copy()
         last_winback = np.full(r, -10_000, dtype=np.int64)
         eff = np.zeros((6, r), dtype=np.float64)
-        order = np.argsort(lat.start_day, kind="stable")
-        sorted_start = lat.start_day[order]
         ev: dict[str, list[np.ndarray]] = {k: [] for k in ("rel", "day", "lead", "out", "acq")}
         sends: list[Sends] = []
         snaps: list[_Snapshot] = []
-
-        def record(
-            rels: np.ndarray, day: int, lead: np.ndarray, out: np.ndarray, acq: bool
-        ) -> None:
-            ev["rel"].append(rels)
-            ev["day"].append(np.full(len(rels), day, dtype=np.int32))
-            ev["lead"].append(lead.astype(np.int8))
-            ev["out"].append(out.astype(np.int8))
-            ev["acq"].append(np.full(len(rels), acq))
 
         for c in range(0, total_days, PERIOD_DAYS):
             eff[0:3] = eff[3:6]
@@ -328,70 +332,108 @@ class Simulator:
             if c in cutoffs:
                 snaps.append(self._snapshot(c, alive, eff, sends[-1] if c < HISTORY_DAYS else None))
             end = min(c + PERIOD_DAYS, total_days)
-            cand = np.flatnonzero((lat.start_day < end) & (alive | (death >= c - MAX_LEAD)))
-            lam_c, q_c, pd_c = lat.lam[cand], lat.q[cand], lat.p_drop[cand]
-            start_c = lat.start_day[cand]
-            alive_c, death_c = alive[cand], death[cand]
-            eff_c = eff[:, cand]
-            pi_base = (-np.expm1(-lam_c)).astype(np.float32)
-            boosted = np.flatnonzero((eff_c[2] > 0) | (eff_c[5] > 0))
-            for t in range(c, end):
-                # acquisition: the first visit of a relationship that starts today
-                lo, hi = np.searchsorted(sorted_start, [t, t + 1])
-                if hi > lo:
-                    acq = order[lo:hi]
-                    lead = rng.choice(MAX_LEAD + 1, size=len(acq), p=LEAD_PMF)
-                    record(acq, t, lead, np.zeros(len(acq)), True)
-                    last_visit[acq] = t
-                    drop = rng.random(len(acq)) < P_FIRST_DROP
-                    pos = np.searchsorted(cand, acq[drop])
-                    alive_c[pos] = False
-                    death_c[pos] = t
-                u = rng.random(len(cand), dtype=np.float32)
-                hit = u < pi_base
-                if len(boosted):
-                    pb = -np.expm1(-lam_c[boosted] * _multiplier(eff_c[:, boosted], t))
-                    hit[boosted] = u[boosted] < pb
-                h = np.flatnonzero(hit)
-                h = h[start_c[h] < t]
-                if not len(h):
-                    continue
-                lead = rng.choice(MAX_LEAD + 1, size=len(h), p=LEAD_PMF)
-                ok = alive_c[h] | (t - lead <= death_c[h])
-                h, lead = h[ok], lead[ok]
-                a = alive_c[h]
-                u2 = rng.random(len(h))
-                out = np.where(
-                    a & (u2 < q_c[h]),
-                    OUT_COMPLETED,
-                    np.where(
-                        a,
-                        np.where(u2 < q_c[h] + (1 - q_c[h]) * 0.65, OUT_CANCELLED, OUT_NO_SHOW),
-                        np.where(u2 < 0.6, OUT_CANCELLED, OUT_NO_SHOW),
-                    ),
-                )
-                record(cand[h], t, lead, out, False)
-                done = h[out == OUT_COMPLETED]
-                last_visit[cand[done]] = t
-                drop = done[rng.random(len(done)) < pd_c[done]]
-                alive_c[drop] = False
-                death_c[drop] = t
-            alive[cand] = alive_c
-            death[cand] = death_c
+            rel, day, lead, out, acq = self._period(c, end, alive, death, eff)
+            for k, v in zip(ev, (rel, day, lead, out, acq), strict=True):
+                ev[k].append(v)
+            done = out == OUT_COMPLETED
+            np.maximum.at(last_visit, rel[done], day[done])
 
         all_sends = Sends(
             *(np.concatenate([getattr(s, f) for s in sends]) for f in Sends.__dataclass_fields__)
         )
         res = SimResult(
-            ev_rel=np.concatenate(ev["rel"]).astype(np.int64),
-            ev_day=np.concatenate(ev["day"]),
-            ev_lead=np.concatenate(ev["lead"]),
-            ev_outcome=np.concatenate(ev["out"]),
+            ev_rel=np.concatenate(ev["rel"]),
+            ev_day=np.concatenate(ev["day"]).astype(np.int32),
+            ev_lead=np.concatenate(ev["lead"]).astype(np.int8),
+            ev_outcome=np.concatenate(ev["out"]).astype(np.int8),
             ev_acq=np.concatenate(ev["acq"]),
             sends=all_sends,
         )
         res.truth = self._truth(snaps, res)
         return res
+
+    def _period(
+        self, c: int, end: int, alive: np.ndarray, death: np.ndarray, eff: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """The days [c, end) at once; updates `alive`/`death` in place and returns the
+        events (rel, day, lead, outcome, acquisition) ordered by (day, acquisitions
+        first, rel).
+
+        Slot days are a Bernoulli process per relationship (probability π_t on day t),
+        drawn as geometric gaps at the period's highest π and thinned by π_t / π_max.
+        Outcomes depend on being alive, which only changes at a drop-out; a relationship
+        alive at c stays alive up to its first *drop candidate* (the acquisition, or a
+        slot that would complete and be followed by a drop), so the whole period is
+        resolved without stepping through days."""
+        rng, lat = self.rng, self.lat
+        cand = np.flatnonzero((lat.start_day < end) & (alive | (death >= c - MAX_LEAD)))
+        lam, e = lat.lam[cand], eff[:, cand]
+        m_max = 1.0 + np.maximum(np.where(e[1] > c, e[2], 0.0), np.where(e[3] < end, e[5], 0.0))
+        pi_max = -np.expm1(-lam * m_max)
+        # slot days: geometric gaps from c - 1 (rounds until every relationship passed `end`)
+        s_idx: list[np.ndarray] = []
+        s_day: list[np.ndarray] = []
+        pos = np.full(len(cand), c - 1, dtype=np.int64)
+        act = np.arange(len(cand))
+        while len(act):
+            pos_a = pos[act] + rng.geometric(pi_max[act])
+            inside = pos_a < end
+            act, pos_a = act[inside], pos_a[inside]
+            pos[act] = pos_a
+            s_idx.append(act)
+            s_day.append(pos_a)
+        h = np.concatenate(s_idx)
+        t = np.concatenate(s_day)
+        boosted = m_max[h] > 1.0
+        if boosted.any():
+            hb = h[boosted]
+            pi_t = -np.expm1(-lam[hb] * _multiplier(e[:, hb], t[boosted]))
+            keep = np.ones(len(h), dtype=bool)
+            keep[boosted] = rng.random(len(hb)) * pi_max[hb] < pi_t
+            h, t = h[keep], t[keep]
+        start = lat.start_day[cand]
+        ok = start[h] < t
+        h, t = h[ok], t[ok]
+        # acquisitions: the first visit of relationships starting in the period
+        new = np.flatnonzero((start >= c) & (start < end))
+        n_s, n_a = len(h), len(new)
+        idx = np.concatenate([new, h])
+        day = np.concatenate([start[new], t])
+        is_acq = np.arange(n_a + n_s) < n_a
+        lead = rng.choice(MAX_LEAD + 1, size=n_a + n_s, p=LEAD_PMF)
+        u_out = rng.random(n_a + n_s)
+        u_drop = rng.random(n_a + n_s)
+        q = lat.q[cand[idx]]
+        would_drop = np.where(
+            is_acq, u_drop < P_FIRST_DROP, (u_out < q) & (u_drop < lat.p_drop[cand[idx]])
+        )
+        alive_c = alive[cand]
+        first_drop = np.full(len(cand), np.iinfo(np.int64).max)
+        np.minimum.at(first_drop, idx[would_drop & alive_c[idx]], day[would_drop & alive_c[idx]])
+        a = alive_c[idx] & (day <= first_drop[idx])
+        dropped = first_drop < np.iinfo(np.int64).max
+        death_c = np.where(dropped, first_drop, death[cand])
+        keep = a | (day - lead <= death_c[idx])
+        out = np.where(
+            is_acq,
+            OUT_COMPLETED,
+            np.where(
+                a & (u_out < q),
+                OUT_COMPLETED,
+                np.where(
+                    a,
+                    np.where(u_out < q + (1 - q) * 0.65, OUT_CANCELLED, OUT_NO_SHOW),
+                    np.where(u_out < 0.6, OUT_CANCELLED, OUT_NO_SHOW),
+                ),
+            ),
+        )
+        alive[cand] = alive_c & ~dropped
+        death[cand] = death_c
+        rel = cand[idx]
+        # (day, acquisitions first, rel) as one int64 key: one argsort, not a lexsort
+        order = np.argsort((day * 2 + ~is_acq) * len(lat) + rel)
+        order = order[keep[order]]
+        return rel[order], day[order], lead[order], out[order], is_acq[order]
 
     # -- truth -----------------------------------------------------------------------
     def _snapshot(
@@ -403,11 +445,22 @@ class Simulator:
         live = rels[al]
         e = eff[:, live]
         lam, q = lat.lam[live], lat.q[live]
-        log_s = np.zeros(len(live))
+        # most relationships have no message effect (multiplier 1) on most days: the
+        # factors are evaluated with the base π and corrected only where an effect acts
+        pi_base = -np.expm1(-lam)
+        prev = np.flatnonzero(e[2] > 0)
+        cur = np.flatnonzero(e[5] > 0)
         log_n = np.zeros(len(live))
+        log_cur = np.zeros(len(cur))
         for k in range(WINDOW_DAYS):
-            log_s += np.log(_no_booking_factor(lam, q, _multiplier(e, c + k), k))
-            log_n += np.log(_no_booking_factor(lam, q, _multiplier(e, c + k, False), k))
+            m_prev = _multiplier(e[:, prev], c + k, False)
+            pi = pi_base.copy()
+            pi[prev] = -np.expm1(-lam[prev] * m_prev)
+            log_n += _log_no_booking(pi, q, k)
+            pi_cur = -np.expm1(-lam[cur] * _multiplier(e[:, cur], c + k))
+            log_cur += _log_no_booking(pi_cur, q[cur], k) - _log_no_booking(pi[cur], q[cur], k)
+        log_s = log_n.copy()
+        log_s[cur] += log_cur
         full_s = np.zeros(len(rels))
         full_n = np.zeros(len(rels))
         full_s[al], full_n[al] = log_s, log_n
@@ -424,7 +477,8 @@ class Simulator:
         lat = self.lat
         frames = []
         slot = ~res.ev_acq
-        for sn in snaps:
+        while snaps:
+            sn = snaps.pop(0)  # each snapshot is freed once its rows are built
             c = sn.cutoff
             in_win = (res.ev_day >= c) & (res.ev_day < c + WINDOW_DAYS)
             # bookings known at c: made before c for a day in the window
@@ -461,15 +515,15 @@ class Simulator:
             frames.append(
                 pd.DataFrame(
                     {
-                        "cutoff_day": c,
-                        "rel": sn.rels,
+                        "cutoff_day": np.full(len(sn.rels), c, dtype=np.int32),
+                        "rel": sn.rels.astype(np.int32),
                         "probability": p,
                         "probability_without_message": pn,
                         "outcome": outcome,
                         "alive": sn.alive,
                         "visit_rate_per_day": lat.lam[sn.rels],
                         "known_bookings": n_known.astype(np.int16),
-                        "planned_trigger": sn.trigger,
+                        "planned_trigger": sn.trigger.astype(np.int8),
                     }
                 )
             )
@@ -491,15 +545,14 @@ def plan_partner_offers(
     `age_days_at` is the person's birthday as a day number (age = day − it).
     """
     by_period: dict[int, list[tuple[np.ndarray, ...]]] = {}
-    targeted: set[tuple[int, int]] = set()
-    pub_people = pd.DataFrame({"person": lat.person, "business": lat.business})
-    known_pairs = set(
-        zip(pub_people["person"].tolist(), pub_people["business"].tolist(), strict=True)
-    )
+    n_people = int(lat.person.max()) + 1 if len(lat) else 0
     conv_rows = []
     for o in offers.itertuples():
         dist_mask = np.isin(lat.business, np.array(o.distributor_idx))
         cand_all = np.flatnonzero(dist_mask & lat.consent)
+        # people already the publisher's customers, and those this offer already targeted
+        excluded = np.zeros(n_people, dtype=bool)
+        excluded[lat.person[lat.business == o.publisher_idx]] = True
         for c in range(0, HISTORY_DAYS, PERIOD_DAYS):
             if not (o.valid_from_day <= c < o.valid_to_day):
                 continue
@@ -510,19 +563,12 @@ def plan_partner_offers(
                 ok &= person_gender[lat.person[cand]] == (0 if o.gender == "f" else 1)
             cand = cand[ok]
             cand = cand[rng.random(len(cand)) < 0.3]
-            keep = [
-                i
-                for i in cand.tolist()
-                if (int(lat.person[i]), o.publisher_idx) not in known_pairs
-                and (int(lat.person[i]), o.idx) not in targeted
-            ]
-            cand = np.array(keep, dtype=np.int64)
+            cand = cand[~excluded[lat.person[cand]]]
             day = c + rng.integers(0, PERIOD_DAYS, size=len(cand))
             ok = (day < o.valid_to_day) & (day < HISTORY_DAYS) & (day < lat.opt_out_day[cand])
             cand, day = cand[ok], day[ok]
             holdout = rng.random(len(cand)) < HOLDOUT_SHARE
-            for i in cand.tolist():
-                targeted.add((int(lat.person[i]), o.idx))
+            excluded[lat.person[cand]] = True
             by_period.setdefault(c, []).append((cand, day, np.full(len(cand), o.idx), holdout))
             delivered = ~holdout & lat.reachable[cand]
             conv = delivered & (rng.random(len(cand)) < PARTNER_CONVERSION)

@@ -73,20 +73,22 @@ P3_BATCH = 500
 def make_offers(rng: np.random.Generator, biz: pd.DataFrame, lat: Any) -> pd.DataFrame:
     """Offers: a publisher wants N new clients aged 18–45 (some: women only), gives 10%
     off and pays a reward per client; distributors are other businesses of its city (or
-    country)."""
+    country; the first six businesses cover two countries with several businesses)."""
     n_bus = len(biz)
     n = max(2, n_bus // 10)
     counts = np.bincount(lat.business, minlength=n_bus)
+    # a country's only business publishes no offers: its distributors would be abroad, and
+    # customers converted across borders carry phones spelled for another country
+    country = biz["country"].to_numpy()
+    publishers = np.flatnonzero(pd.Series(country).map(pd.Series(country).value_counts()) > 1)
     rows = []
     for i in range(n):
-        pub = int(rng.integers(0, n_bus))
+        pub = int(publishers[rng.integers(0, len(publishers))])
         same_city = np.flatnonzero(biz["city_idx"].to_numpy() == biz.at[pub, "city_idx"])
         same_city = same_city[same_city != pub]
         if len(same_city) < 2:
-            same_city = np.flatnonzero(biz["country"].to_numpy() == biz.at[pub, "country"])
+            same_city = np.flatnonzero(country == country[pub])
             same_city = same_city[same_city != pub]
-        if not len(same_city):
-            same_city = np.array([j for j in range(n_bus) if j != pub])
         dist = np.sort(
             rng.choice(same_city, size=min(len(same_city), int(rng.integers(2, 5))), replace=False)
         )
@@ -112,7 +114,10 @@ def make_offers(rng: np.random.Generator, biz: pd.DataFrame, lat: Any) -> pd.Dat
                 "title": f"Новые клиенты для {biz.at[pub, 'name']}",
             }
         )
-    return pd.DataFrame(rows)
+    offers = pd.DataFrame(rows)
+    # object dtype keeps None for "any gender" (pandas would infer str with NaN)
+    offers["gender"] = pd.Series([r["gender"] for r in rows], dtype=object)
+    return offers
 
 
 def write_offers(

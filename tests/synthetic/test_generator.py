@@ -43,7 +43,8 @@ def _tree_digest(root: Path) -> dict[str, str]:
 def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path, generated: Gen) -> None:
     root, _ = generated
     again = tmp_path / "again"
-    generate(again, customers=SCALES["test"], seed=7, include_broken_files=True)
+    # written in one process this time (the fixture used the default two)
+    generate(again, customers=SCALES["test"], seed=7, include_broken_files=True, processes=1)
     first, second = _tree_digest(root), _tree_digest(again)
     assert first == second
     other = tmp_path / "other"
@@ -52,6 +53,23 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path, generated: Gen)
     changed = [k for k in first if k in third and first[k] != third[k]]
     assert "crm/api/appointments.jsonl" in changed
     assert "truth/revisit_probability.parquet" in changed
+
+
+def test_child_process_failure_is_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("ingestion.synthetic.generator.messaging.write_messages", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate(tmp_path / "s", customers=300, seed=3, processes=2)
+
+
+def test_appointment_volume_per_customer(generated: Gen) -> None:
+    """Issue #3: ~20 appointments per customer over the 18-month window."""
+    _, manifest = generated
+    per_person = manifest["counts"]["appointments"] / manifest["counts"]["people"]
+    assert 15 < per_person < 30
+    assert manifest["counts"]["customer_records"] > 1.2 * manifest["counts"]["people"]
 
 
 def _count(path: Path) -> int:

@@ -290,9 +290,10 @@ def prepare(
             quarantine_rows(source_kind, row_ref[bad], column, reasons[bad], source[bad])
         )
         rejected |= bad
-    result = validate(
-        frame[~rejected], entity_map.suite, source=source_kind, row_ref=row_ref[~rejected]
-    )
+    if rejected.any():
+        frame, row_ref = frame[~rejected], row_ref[~rejected]
+    # (else no copy: a clean 1M-row batch would copy every column for nothing)
+    result = validate(frame, entity_map.suite, source=source_kind, row_ref=row_ref)
     # Rows with unparseable cells never reach the suite; count them in its checks so
     # the per-batch check results tell the whole story.
     checks = result.checks + [

@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from crmdata import APPOINTMENTS, BUSINESSES, CUSTOMERS, SERVICES
+from crmdata import APPOINTMENTS, BUSINESSES, CUSTOMERS, SERVICES, appointment
 
 import warehouse
-from ingestion.crm import load_crm_exports
+from ingestion.crm import files, load_crm_exports
 from ingestion.crm.files import entity_of
 from ingestion.crm.mapping import load_field_map
 from revisit.settings import PROJECT_ROOT
@@ -71,6 +71,29 @@ def test_exports_load_and_bad_files_are_reported(tmp_path, client) -> None:
     assert client.query("SELECT count() FROM raw.crm_appointments").result_rows[0][0] == 24
 
 
+def test_rerun_reads_only_files_not_loaded_yet(tmp_path, client, monkeypatch) -> None:
+    root = write_exports(tmp_path / "exports")
+    load_crm_exports(client, root)
+    read = []
+    original = files.read_file
+    monkeypatch.setattr(
+        files, "read_file", lambda path, *a: read.append(path.name) or original(path, *a)
+    )
+    (root / "b1" / "appointments_202406.csv").write_text(
+        pd.DataFrame([appointment(200)]).to_csv(index=False), encoding="utf-8"
+    )
+    results, errors = load_crm_exports(client, root)
+    # Done batches are recognised by content hash without parsing; the broken files
+    # (never done) and the new file are read.
+    assert sorted(read) == [
+        "appointments_202404.csv", "appointments_202406.csv", "customers_broken.csv"
+    ]  # fmt: skip
+    assert len(errors) == 2
+    loaded = [r for r in results if not r.skipped]
+    assert [(r.table, r.rows_loaded) for r in loaded] == [("crm_appointments", 1)]
+    assert count(client, "crm_appointments") == 25
+
+
 def test_csv_separator_and_encoding_by_config(tmp_path, client) -> None:
     base = load_field_map()
     fmap = type(base)(
@@ -96,8 +119,8 @@ import warehouse.load
 from ingestion.crm import load_crm_exports
 root, dsn, marker = sys.argv[1:4]
 original = warehouse.load.insert_frame
-def insert_then_stall(client, table, frame):
-    original(client, table, frame)
+def insert_then_stall(client, table, frame, *args, **kwargs):
+    original(client, table, frame, *args, **kwargs)
     if table == "raw.crm_appointments":
         Path(marker).write_text("inserted")
         time.sleep(120)  # killed here: rows in, batch not marked done

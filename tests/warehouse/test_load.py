@@ -8,7 +8,7 @@ import pandas as pd
 
 import warehouse
 from revisit.settings import Settings
-from warehouse.load import _record_batch, batch_status, load_batch, prepare_raw
+from warehouse.load import _record_batch, batch_status, done_batches, load_batch, prepare_raw
 
 
 def businesses(n: int) -> pd.DataFrame:
@@ -67,3 +67,32 @@ def test_redelivered_rows_collapse_to_the_latest_version(settings: Settings) -> 
             "SELECT business_id, name FROM raw.crm_businesses FINAL ORDER BY business_id"
         ).result_rows
     assert rows == [("b0", "Новое имя"), ("b1", "Другое")]
+
+
+def test_without_collapse_on_insert_repeats_in_a_batch_wait_for_final(settings: Settings) -> None:
+    repeated = pd.concat([businesses(2), businesses(2).assign(name=["Новое", "Другое"])])
+    with warehouse.connect(settings.warehouse_dsn) as client:
+        prepare_raw(client)
+        load_batch(
+            client, "crm_businesses", repeated, batch_id="c1", source="a.csv",
+            collapse_on_insert=False,
+        )  # fmt: skip
+        # One part, so no merge can collapse it behind the test's back.
+        assert client.command("SELECT count() FROM raw.crm_businesses") == 4
+        rows = client.query(
+            "SELECT business_id, name FROM raw.crm_businesses FINAL ORDER BY business_id"
+        ).result_rows
+        # Same version within a batch: the row inserted last wins, as with the collapse.
+        assert rows == [("b0", "Новое"), ("b1", "Другое")]
+        load_batch(client, "crm_businesses", repeated, batch_id="c3", source="b.csv")
+        assert client.command("SELECT count() FROM raw.crm_businesses WHERE _batch_id = 'c3'") == 2
+
+
+def test_done_batches_lists_only_finished_batches(settings: Settings) -> None:
+    with warehouse.connect(settings.warehouse_dsn) as client:
+        prepare_raw(client)
+        load_batch(client, "crm_businesses", businesses(1), batch_id="d1", source="a.csv")
+        _record_batch(client, "crm_businesses", "d2", "b.csv", "started", 0, 0)
+        load_batch(client, "crm_locations", pd.DataFrame(), batch_id="d3", source="c.csv")
+        assert done_batches(client, "crm_businesses") == {"d1"}
+        assert done_batches(client, "crm_locations") == {"d3"}

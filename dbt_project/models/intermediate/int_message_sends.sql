@@ -10,26 +10,39 @@ with sends as (
     select * from {{ ref('stg_messages__sends') }}
 ),
 
+status_events as (
+    select
+        message_id,
+        status,
+        occurred_at,
+        if(provider = 'telegram', recipient || ':' || provider_message_id, provider_message_id)
+            as provider_key
+    from {{ ref('stg_messenger__events') }}
+    where event_type in ('status', 'inbound')
+),
+
 by_provider_id as (
+    -- Only the provider ids that an event without our id names: looking up every send
+    -- would build a table of all sends for a handful of events.
     select provider_message_id, any(message_id) as message_id
     from sends
-    where provider_message_id is not null
+    where provider_message_id in (
+        select provider_key from status_events where message_id is null
+    )
     group by provider_message_id
 ),
 
 events as (
-    select
-        if(e.message_id is not null, e.message_id, nullIf(p.message_id, '')) as message_id,
-        e.status as status,
-        e.occurred_at as occurred_at
-    from {{ ref('stg_messenger__events') }} as e
-    left join by_provider_id as p
-        on p.provider_message_id = if(
-            e.provider = 'telegram',
-            e.recipient || ':' || e.provider_message_id,
-            e.provider_message_id
-        )
-    where e.event_type in ('status', 'inbound')
+    select message_id, status, occurred_at
+    from status_events
+    where message_id is not null
+
+    union all
+
+    select p.message_id as message_id, e.status as status, e.occurred_at as occurred_at
+    from status_events as e
+    inner join by_provider_id as p on p.provider_message_id = e.provider_key
+    where e.message_id is null and p.message_id != ''
 ),
 
 milestones as (

@@ -1,3 +1,5 @@
+{{ config(materialized="table", engine="MergeTree", order_by="(phone_e164, provider)") }}
+
 -- Opt-out state per phone and provider: inbound STOP/СТОП and Telegram blocks opt out,
 -- an unblock opts back in; the latest event wins. WhatsApp and SMS events name the
 -- phone; a Telegram event names the chat, which our Telegram sends map to a phone

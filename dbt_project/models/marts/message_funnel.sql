@@ -5,23 +5,26 @@
 -- difference of two proportions).
 {% set windows = [7, 30] %}
 
-with sends as (
-    select * from {{ ref('int_message_sends') }}
+with visits as (
+    -- Completed visits per customer and business, as one array each: a send then finds
+    -- its revisits by scanning its own customer's visits, never by joining every send
+    -- to every visit (sends × visits rows) and grouping back by message.
+    select business_id, customer_id, groupArray(visited_at) as visited
+    from {{ ref('fct_visits') }}
+    group by business_id, customer_id
 ),
 
-revisits as (
+sends as (
     -- Did the customer complete a visit at the same business within N days of the send?
     select
-        s.message_id as message_id,
+        s.*,
         {% for days in windows %}
-        countIf(
-            v.visited_at > s.planned_at and v.visited_at <= s.planned_at + interval {{ days }} day
-        ) > 0 as revisit_{{ days }}d{{ "," if not loop.last }}
+        arrayExists(
+            t -> t > s.planned_at and t <= s.planned_at + interval {{ days }} day, v.visited
+        ) as revisit_{{ days }}d{{ "," if not loop.last }}
         {% endfor %}
-    from sends as s
-    left join {{ ref('fct_visits') }} as v
-        on s.business_id = v.business_id and s.customer_id = v.customer_id
-    group by s.message_id
+    from {{ ref('int_message_sends') }} as s
+    left join visits as v on s.business_id = v.business_id and s.customer_id = v.customer_id
 ),
 
 grouped as (
@@ -40,12 +43,11 @@ grouped as (
         countIf(s.opted_out_at is not null) as opted_out,
         countIf(s.holdout) as holdout_size,
         {% for days in windows %}
-        countIf(not s.holdout and r.revisit_{{ days }}d) as revisited_{{ days }}d,
-        countIf(s.holdout and r.revisit_{{ days }}d) as holdout_revisited_{{ days }}d,
+        countIf(not s.holdout and s.revisit_{{ days }}d) as revisited_{{ days }}d,
+        countIf(s.holdout and s.revisit_{{ days }}d) as holdout_revisited_{{ days }}d,
         {% endfor %}
         max(s.planned_at) + interval 30 day <= {{ as_of_end() }} as window_30d_complete
     from sends as s
-    inner join revisits as r on s.message_id = r.message_id
     group by business_id, trigger, campaign_id, channel, send_date
 )
 

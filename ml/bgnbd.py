@@ -53,11 +53,14 @@ def fit_bgnbd(
     T_days: np.ndarray,
     max_customers: int = 100_000,
     seed: int = 0,
+    start: BGNBDParams | None = None,
 ) -> BGNBDParams:
     """Maximum-likelihood fit (L-BFGS-B on log-parameters).
 
     More than `max_customers` customers are subsampled: the fit is of four population
-    parameters and a random 100k pins them down as well as millions do.
+    parameters and a random 100k pins them down as well as millions do. `start` (a fit of
+    similar data, e.g. the previous cutoff) is where the search begins: it converges in
+    far fewer steps than from scratch.
     """
     x = np.asarray(x, float)
     t_x = np.asarray(t_x_days, float) / WEEK
@@ -72,7 +75,9 @@ def fit_bgnbd(
 
     result = optimize.minimize(
         objective,
-        x0=np.zeros(4),
+        x0=np.zeros(4)
+        if start is None
+        else np.clip(np.log([start.r, start.alpha, start.a, start.b]), -9.0, 9.0),
         method="L-BFGS-B",
         bounds=[(-9.0, 9.0)] * 4,
     )

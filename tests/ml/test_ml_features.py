@@ -11,7 +11,7 @@ import pytest
 
 import warehouse
 from ml.contract import create_input_tables
-from ml.features import BGNBD_COLUMNS, FEATURES, build_features
+from ml.features import BGNBD_COLUMNS, FEATURES, SLOT_COLUMNS, build_features
 from ml.synthetic import generate_world
 
 C = pd.Timestamp("2024-06-01", tz="UTC")
@@ -162,6 +162,14 @@ def test_features_exact_values_on_hand_made_rows(hand_features):
         "days_since_partner_event": 17.0,
         "days_to_birthday": 10, "birthday_within_30": 1,
         "bg_x": 2, "bg_t_x": 61, "bg_T": 91,
+        # Appointments of any outcome before the cutoff: v1, v2, v3 and the no-show n1;
+        # u1 and u3 (cancelled only after the cutoff) are still open bookings at it.
+        "upcoming_bookings": 2, "appointments_all": 4, "appointments_365": 4,
+        "days_since_last_appointment": 30 - 10 / 24, "days_since_last_booking": 7.0,
+        "booked_since_last_visit": 1, "completed_share": 0.75,
+        "visits_per_30d": 90 / (91 - 10 / 24), "appointments_per_30d": 120 / (91 - 10 / 24),
+        "overdue_appointments": 4 / (91 - 10 / 24) * (30 - 10 / 24),
+        "bg_slot_x": 3, "bg_slot_t_x": 61, "bg_slot_T": 91,
     }  # fmt: skip
     for name, value in expected.items():
         assert c1[name] == pytest.approx(value), name
@@ -186,6 +194,16 @@ def test_features_exact_values_on_hand_made_rows(hand_features):
     assert frame.loc[("b2", "c1"), "cashback_balance"] == 2.0
     assert frame.loc[("b2", "c1"), "business_kind"] == "clinic"
     assert frame.loc[("b2", "c1"), "upcoming_booking"] == 0
+    # No appointments at all: appointment features are undefined, not zero-day silences.
+    b2 = frame.loc[("b2", "c1")]
+    assert b2["appointments_all"] == 0 and b2["booked_since_last_visit"] == 0
+    for name in ("days_since_last_appointment", "days_since_last_booking", "bg_slot_x",
+                 "bgnbd_appointments_p_alive", "bgnbd_appointments_expected_30d"):  # fmt: skip
+        assert math.isnan(b2[name]), name
+    # BG/NBD features: probabilities and expectations wherever their inputs exist.
+    assert frame["bgnbd_p_alive"].between(0, 1).all()
+    assert (frame["bgnbd_expected_30d"] >= 0).all()
+    assert 0 <= c1["bgnbd_appointments_p_alive"] <= 1
 
 
 def test_label_follows_the_horizon(hand_features):
@@ -214,7 +232,7 @@ def test_adding_data_after_the_cutoff_changes_no_feature(tmp_path: Path):
     world = generate_world(n_customers=1_500, start="2023-06-01", days=500, seed=11)
     rng = np.random.default_rng(0)
     dsn = f"chdb://{tmp_path / 'wh'}"
-    cols = ["business_id", "customer_id", *FEATURES, *BGNBD_COLUMNS]
+    cols = ["business_id", "customer_id", *FEATURES, *BGNBD_COLUMNS, *SLOT_COLUMNS]
     with warehouse.connect(dsn) as client:
         world.load(client)
         before = build_features(client, [C], 30)[cols]

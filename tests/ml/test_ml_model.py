@@ -15,7 +15,7 @@ from ml import registry
 from ml.metrics import score_metrics
 from ml.plots import calibration_plot_png, lift_chart_png
 from ml.scoring import deciles_within_business, score_customers
-from ml.train import train_and_evaluate
+from ml.train import _sample_per_cutoff, train_and_evaluate
 from tests.ml.conftest import EVALUATION_CUTOFF
 
 BASELINES = ("recency", "rfm_cell", "bgnbd")
@@ -106,6 +106,15 @@ def test_scoring_writes_history_and_reruns_replace(trained, world_dsn, tmp_path:
     codes = [code for row in sample["reason_codes"] for code in row]
     features = set(trained.model.reason_features)
     assert all(code.rsplit(":", 1)[0] in features and code[-1] in "+-" for code in codes)
+
+
+def test_training_sample_keeps_every_cutoffs_share():
+    cutoffs = pd.to_datetime(["2024-01-01"] * 600 + ["2024-02-01"] * 300, utc=True)
+    frame = pd.DataFrame({"cutoff": cutoffs, "revisited": np.arange(900) % 3 == 0})
+    sample = _sample_per_cutoff(frame, 300, seed=0)
+    assert sample["cutoff"].value_counts().sort_index().tolist() == [200, 100]
+    assert not sample.index.duplicated().any()
+    assert _sample_per_cutoff(frame, 1_000, seed=0) is frame
 
 
 def test_deciles_are_per_business():

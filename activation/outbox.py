@@ -10,7 +10,9 @@ string), source_event_id (accruals), payload (the planned model as JSON), state
 (NULL = never again), lease: claimed_at / lease_until / run_token, uncertain (an earlier
 attempt's outcome is unknown), provider, provider_message_id (messages) / ledger_entry_id
 (accruals), error_code, last_error, created_at / updated_at / sent_at (UTC), version
-(bumped on every change; the warehouse log's ReplacingMergeTree version).
+(bumped on every change; the warehouse log's ReplacingMergeTree version). A partial index
+`ix_<table>_claim_order` on (priority desc, next_attempt_at) of rows that may still be
+sent lets a claim read about one batch of rows, whatever the outbox's size.
 
 Invariants:
 - `enqueue` never re-plans or resets a key that exists (INSERT … ON CONFLICT DO NOTHING).
@@ -28,12 +30,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
     DateTime,
     Engine,
+    Index,
     Integer,
     MetaData,
     String,
@@ -46,10 +50,12 @@ from sqlalchemy import (
     event,
     func,
     not_,
+    null,
     or_,
     select,
     update,
 )
+from sqlalchemy.schema import CreateIndex
 from sqlalchemy.types import TypeDecorator
 
 from activation.contracts import PlannedAccrual, PlannedMessage, State
@@ -129,6 +135,22 @@ accruals = Table(
 )
 
 TABLES: dict[Kind, Table] = {"message": messages, "accrual": accruals}
+
+
+def _claim_order_index(table: Table) -> Index:
+    """Claims walk rows in (priority desc, next_attempt_at) order and stop after a batch.
+
+    Without this index a claim sorts every due row (a full pass per batch: quadratic in the
+    outbox's size). Finished rows have no next_attempt_at and are left out of it.
+    """
+    live = table.c.next_attempt_at.is_not(None)
+    return Index(
+        f"ix_{table.name}_claim_order", table.c.priority.desc(), table.c.next_attempt_at,
+        sqlite_where=live, postgresql_where=live,
+    )  # fmt: skip
+
+
+CLAIM_ORDER: dict[Kind, Index] = {kind: _claim_order_index(t) for kind, t in TABLES.items()}
 REF_COLUMN: dict[Kind, str] = {"message": "provider_message_id", "accrual": "ledger_entry_id"}
 
 
@@ -190,10 +212,14 @@ class Outbox:
                 Path(dsn_or_engine.removeprefix("sqlite:///")).parent.mkdir(
                     parents=True, exist_ok=True
                 )
-            self.engine = create_engine(dsn_or_engine)
+            # orjson reads the claimed rows' payloads at a tenth of the stdlib's CPU.
+            self.engine = create_engine(dsn_or_engine, json_deserializer=orjson.loads)
         if self.engine.dialect.name == "sqlite":
             _sqlite_pragmas(self.engine)
         metadata.create_all(self.engine)
+        with self.engine.begin() as conn:  # also on tables created before the index existed
+            for index in CLAIM_ORDER.values():
+                conn.execute(CreateIndex(index, if_not_exists=True))
 
     @classmethod
     def from_settings(cls, settings: Any) -> Outbox:
@@ -314,17 +340,22 @@ class Outbox:
 
     @staticmethod
     def _due(table: Table, now: datetime, run_id: str | None) -> Any:
+        # The claim-order index serves this: `next_attempt_at IS NOT NULL` (true of every
+        # due row: claims keep it) matches its condition, and `state || ''` keeps SQLite's
+        # planner, which has no statistics, from taking the `state` index instead and
+        # sorting every due row (the "disqualify a term" idiom of SQLite's planner docs).
+        state = table.c.state + ""
         ready = and_(
-            table.c.state.in_([State.planned.value, State.failed.value]),
+            state.in_([State.planned.value, State.failed.value]),
             table.c.next_attempt_at <= now,
         )
-        abandoned = and_(table.c.state == State.sending.value, table.c.lease_until < now)
+        abandoned = and_(state == State.sending.value, table.c.lease_until < now)
         if run_id:  # never re-claim a row this very run holds (its lease ran out in a queue)
             abandoned = and_(abandoned, not_(table.c.run_token.startswith(f"{run_id}:")))
-        due = or_(ready, abandoned)
+        due = and_(table.c.next_attempt_at.is_not(None), or_(ready, abandoned))
         if table is messages:
             # A live row past expiry is swept; a recovered one must still be resolved.
-            due = and_(due, or_(table.c.expires_at > now, table.c.state == State.sending.value))
+            due = and_(due, or_(table.c.expires_at > now, state == State.sending.value))
         return due
 
     def claim(
@@ -341,20 +372,15 @@ class Outbox:
         table = TABLES[kind]
         run_id = run_token.split(":", 1)[0]
         due = self._due(table, now, run_id)
+        order = (table.c.priority.desc(), table.c.next_attempt_at)
+        # One UPDATE picks and moves the rows (no key list sent back and forth); `due` is
+        # checked again on each row, so a row another claimer took meanwhile is left alone
+        # (PostgreSQL re-evaluates the WHERE on the row's latest version).
+        picked = select(table.c.idempotency_key).where(due).order_by(*order).limit(limit)
         with self.engine.begin() as conn:
-            keys = list(
-                conn.execute(
-                    select(table.c.idempotency_key)
-                    .where(due)
-                    .order_by(table.c.priority.desc(), table.c.next_attempt_at)
-                    .limit(limit)
-                ).scalars()
-            )
-            if not keys:
-                return []
-            conn.execute(
+            moved = conn.execute(
                 update(table)
-                .where(table.c.idempotency_key.in_(keys), due)
+                .where(table.c.idempotency_key.in_(picked.scalar_subquery()), due)
                 .values(
                     state=State.sending.value,
                     run_token=run_token,
@@ -368,15 +394,16 @@ class Outbox:
                     version=table.c.version + 1,
                 )
             )
+            if not moved.rowcount:
+                return []
             cols = [table.c.idempotency_key, table.c.payload, table.c.uncertain,
                     table.c.attempts]  # fmt: skip
             cols.append(table.c.channel if kind == "message" else table.c.currency)
+            # run_token is unique per claim; `state` is indexed, so only in-flight rows are read.
             rows = conn.execute(
-                select(*cols).where(
-                    table.c.idempotency_key.in_(keys),
-                    table.c.run_token == run_token,
-                    table.c.state == State.sending.value,
-                )
+                select(*cols)
+                .where(table.c.state == State.sending.value, table.c.run_token == run_token)
+                .order_by(*order)
             ).all()
         return [
             OutboxItem(
@@ -419,7 +446,7 @@ class Outbox:
                     "next_attempt_at": bindparam("b_next", type_=UTCDateTime),
                     "uncertain": bindparam("b_uncertain"),
                     "sent_at": bindparam("b_sent", type_=UTCDateTime),
-                    "lease_until": None,
+                    "lease_until": null(),  # a literal: no parameter to process per row
                     "updated_at": now,
                     "version": table.c.version + 1,
                 }

@@ -56,7 +56,7 @@ BENCHES = [
     Bench("planner", "planning for a 1M-customer audience ≤ 20 s",
           ("--customers", "1000000", "--runs", "3"), ("--customers", "100000", "--runs", "2")),
     Bench("delivery", "≥ 1,000 msg/s with rate limits off; within 5% of 80 msg/s with the limit",
-          ("--messages", "5000", "--rate-messages", "800", "--runs", "3"),
+          ("--messages", "20000", "--rate-messages", "480", "--runs", "5"),
           ("--messages", "1500", "--rate-messages", "320", "--runs", "2")),
 ]  # fmt: skip
 

@@ -41,6 +41,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -127,7 +128,7 @@ class StandinState:
 
 
 def _fingerprint(body: Any) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _admin_routes(state: StandinState) -> list[Route]:
@@ -183,9 +184,7 @@ class Answer:
     drop: bool = False
 
     async def send(self, send: Send) -> None:
-        content = json.dumps(
-            self.body, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-        ).encode()
+        content = orjson.dumps(self.body)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(content)),
@@ -208,8 +207,8 @@ class Call:
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""
         try:
-            return json.loads(self.body)
-        except ValueError:
+            return orjson.loads(self.body)
+        except ValueError:  # orjson.JSONDecodeError is one
             return None
 
 

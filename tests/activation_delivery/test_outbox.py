@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import inspect
+
 from activation.contracts import Channel, State
 from activation.outbox import Completion, Outbox
 
-from .conftest import accrual, message
+from .conftest import NOW, accrual, message
 
 
 def test_enqueue_is_idempotent_and_never_resets_a_key(outbox: Outbox) -> None:
@@ -72,3 +74,34 @@ def test_same_run_never_reclaims_its_own_rows(outbox: Outbox) -> None:
     time.sleep(0.05)
     assert outbox.claim("message", 1, run_token="run1:1", lease_s=60) == []
     assert len(outbox.claim("message", 1, run_token="run2:0", lease_s=60)) == 1
+
+
+def test_claims_take_due_rows_by_priority_then_due_time_batch_after_batch(outbox: Outbox) -> None:
+    due = [
+        message(i).model_copy(
+            update={"priority": i % 3, "send_at": NOW - timedelta(minutes=60 - i)}
+        )
+        for i in range(12)
+    ]
+    later = message(99).model_copy(update={"send_at": NOW + timedelta(hours=1)})
+    outbox.enqueue([*reversed(due), later])
+    first = outbox.claim("message", 5, run_token="r:0", lease_s=60)
+    outbox.complete("message", [Completion(i.key, "r:0", State.sent) for i in first])
+    rest = outbox.claim("message", 100, run_token="r:1", lease_s=60)
+    expected = sorted(due, key=lambda p: (-p.priority, p.send_at))
+    assert [i.key for i in first + rest] == [p.idempotency_key for p in expected]
+
+
+def test_an_outbox_created_before_the_claim_order_index_gets_it(outbox: Outbox) -> None:
+    def indexes() -> set[str]:
+        return {i["name"] for i in inspect(outbox.engine).get_indexes("outbox_messages")}
+
+    assert "ix_outbox_messages_claim_order" in indexes()
+    with outbox.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_outbox_messages_claim_order")
+    assert "ix_outbox_messages_claim_order" not in indexes()
+    reopened = Outbox(outbox.engine.url.render_as_string(hide_password=False))
+    assert "ix_outbox_messages_claim_order" in indexes()
+    outbox.enqueue([message(1)])
+    assert len(reopened.claim("message", 5, run_token="r:0", lease_s=60)) == 1
+    reopened.dispose()

@@ -1,5 +1,6 @@
-"""SingleConnectionTransport (httpcore on plain asyncio): keep-alive, TLS, reconnects, and
-httpcore's failures raised as the httpx exceptions the providers classify."""
+"""SingleConnectionTransport (HTTP/1.1 on an asyncio protocol, httptools parsing): keep-alive,
+TLS, reconnects, every way an answer can be framed, and failures raised as the httpx
+exceptions the providers classify."""
 
 from __future__ import annotations
 
@@ -182,6 +183,85 @@ def test_failures_are_httpx_exceptions() -> None:
     asyncio.run(main())
 
 
+class Scripted:
+    """Answers the n-th request (on any connection) with `answers[n]`: raw bytes, and whether
+    the server closes the connection after it."""
+
+    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+        self.answers = answers
+        self.connections = 0
+        self.requests: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        while (request := await _read_request(reader)) is not None:
+            answer, close = self.answers[len(self.requests)]
+            self.requests.append(request)
+            writer.write(answer)
+            await writer.drain()
+            if close:
+                break
+        writer.close()
+
+
+def test_answers_framed_every_way_http_allows() -> None:
+    answers = [
+        # chunked, with a header repeated on two lines
+        (
+            b"HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\nx-a: 1\r\nx-a: 2\r\n\r\n"
+            b'4\r\n{"n"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n',
+            False,
+        ),
+        # an informational answer first, then the final one
+        (b"HTTP/1.1 100 Continue\r\n\r\n" + _answer(b'{"n": 2}'), False),
+        # the server ends the connection after this one
+        (_answer(b'{"n": 3}', close=True), True),
+        # a body delimited by the connection's end (no length, not chunked)
+        (b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{"n": 4}', True),
+        (_answer(b'{"n": 5}'), False),
+    ]
+
+    async def main() -> list[httpx.Response]:
+        server = Scripted(answers)
+        listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/x"
+        transport = SingleConnectionTransport()
+        try:
+            out = [await _post(transport, url) for _ in answers]
+        finally:
+            await transport.aclose()
+            listener.close()
+        # 1-2 share a connection, 3 closes it, 4 is read to the end, 5 opens a third one
+        assert server.connections == 3
+        return out
+
+    answered = asyncio.run(main())
+    assert [a.json()["n"] for a in answered] == [1, 2, 3, 4, 5]
+    assert answered[0].status_code == 201
+    assert answered[0].headers.get_list("x-a") == ["1", "2"]
+    assert answered[0].extensions["reason_phrase"] == b"Created"
+    assert answered[1].status_code == 200
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent() -> None:
+    async def main() -> None:
+        server = Server()
+        listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/x"
+        transport = SingleConnectionTransport()
+        injected = httpx.Request("POST", url, headers={"X-Key": "k\r\nX-Evil: 1"}, json={})
+        try:
+            with pytest.raises(httpx.LocalProtocolError):
+                await transport.handle_async_request(injected)
+            assert (await _post(transport, url)).json() == {"n": 1}
+        finally:
+            await transport.aclose()
+            listener.close()
+        assert len(server.requests) == 1 and b"X-Evil" not in server.requests[0]
+
+    asyncio.run(main())
+
+
 def test_a_proxy_from_the_environment_is_used_as_httpx_would(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -200,3 +280,26 @@ def test_a_proxy_from_the_environment_is_used_as_httpx_would(
 
     monkeypatch.setenv("NO_PROXY", "graph.facebook.com")
     assert WhatsAppProvider(config)._proxy is None
+
+
+def test_a_malformed_answer_is_a_remote_protocol_error_and_the_connection_is_replaced() -> None:
+    answers = [
+        (b"HTTP/1.1 200 OK\r\ncontent-length: nope\r\n\r\n{}", False),
+        (_answer(b"{}"), False),
+    ]
+
+    async def main() -> None:
+        server = Scripted(answers)
+        listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/x"
+        transport = SingleConnectionTransport()
+        try:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await _post(transport, url)
+            assert (await _post(transport, url)).json() == {}
+        finally:
+            await transport.aclose()
+            listener.close()
+        assert server.connections == 2
+
+    asyncio.run(main())

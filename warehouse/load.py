@@ -14,11 +14,17 @@ Large batches can skip the collapse at insert time (`collapse_on_insert=False`,
 ClickHouse's `optimize_on_insert=0`): on a 1M-row CRM file the collapse is about a
 third of the insert's CPU, and readers get the same rows through `FINAL`; only a
 plain `count()` would see a key repeated *within* one batch until the next merge.
+
+Rows travel as Arrow. On the embedded engine the insert reads the Arrow table in
+place (chDB's `Python()` table function); a server gets Arrow IPC over HTTP.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +32,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from chdb import connect as chdb_connect
+from clickhouse_connect.driver._chdbclient import ChdbClient
+from clickhouse_connect.driver.binding import format_query_value, quote_identifier
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from warehouse.schema import ensure_raw_tables
 
@@ -95,7 +105,7 @@ def insert_frame(
 ) -> None:
     """Insert a DataFrame, as Arrow when it converts cleanly.
 
-    Arrow is parsed by the engine itself, several times faster than clickhouse-connect's
+    Arrow is read by the engine itself, several times faster than clickhouse-connect's
     row-wise Python serialisation of `insert_df`; columns Arrow cannot type (mixed
     Python objects) fall back to `insert_df`. `settings`: ClickHouse settings of the insert.
     """
@@ -104,7 +114,39 @@ def insert_frame(
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         client.insert_df(table, frame, settings=settings)
         return
-    client.insert_arrow(table, arrow, settings=settings)
+    insert_arrow(client, table, arrow, settings)
+
+
+def insert_arrow(
+    client: Client, table: str, arrow: pa.Table, settings: dict[str, Any] | None = None
+) -> None:
+    """Insert an Arrow table (columns named as the table's).
+
+    Embedded engine: `INSERT … SELECT … FROM Python(arrow)`, the engine reading the
+    table's buffers in this process. clickhouse-connect's `insert_arrow` would write
+    Arrow IPC to a temporary file and have the engine parse it back: on a 1M-row CRM
+    file that round trip is about a third of the insert's CPU. Server: `insert_arrow`.
+    """
+    if not isinstance(client, ChdbClient):
+        client.insert_arrow(table, arrow, settings=settings)
+        return
+    columns = ", ".join(quote_identifier(name) for name in arrow.column_names)
+    clause = ", ".join(
+        f"{name} = {format_query_value(value)}" for name, value in (settings or {}).items()
+    )
+    sql = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(arrow)" + (
+        f" SETTINGS {clause}" if clause else ""
+    )
+    # A handle of its own on the client's engine (chDB allows many per process): the
+    # client's handle is private to clickhouse-connect. `Python(arrow)` is resolved by
+    # name from this frame's locals.
+    connection = chdb_connect(os.path.realpath(client.path))
+    try:
+        connection.query(sql)
+    except RuntimeError as exc:  # chdb's connection raises a RuntimeError subclass
+        raise DatabaseError(f"insert into {table} failed: {exc}") from exc
+    finally:
+        connection.close()
 
 
 def load_batch(
@@ -128,7 +170,10 @@ def load_batch(
     if status == "done":
         return LoadResult(table, batch_id, 0, 0, skipped=True)
     if status == "started":
-        # A previous attempt died half-way: drop what it wrote, then load again.
+        # A previous attempt died half-way: drop what it wrote, then load again. The
+        # DELETE is a mutation, run by the merge pool: merges must run (`merges_paused`).
+        if isinstance(client, ChdbClient):
+            client.command(f"SYSTEM START MERGES raw.{table}")
         for target in (table, "quarantine"):
             client.command(
                 f"DELETE FROM raw.{target} WHERE _batch_id = {{b:String}}",
@@ -144,6 +189,28 @@ def load_batch(
         insert_frame(client, "raw.quarantine", with_bookkeeping(q, batch_id, source))
     _record_batch(client, table, batch_id, source, "done", len(frame), rejected)
     return LoadResult(table, batch_id, len(frame), rejected, skipped=False)
+
+
+@contextmanager
+def merges_paused(client: Client, table: str) -> Iterator[None]:
+    """Background merges of `raw.<table>` paused for the block (embedded engine only).
+
+    For a bulk load of many large batches: each batch writes its own part, and merging
+    parts while later ones are still arriving merges the same rows again and again and
+    takes CPU from the load. With merges paused, the parts of the whole load are merged
+    once, in the background, after the block; `FINAL` reads are correct meanwhile. On a
+    server other sessions share the table (and SYSTEM needs a privilege): no pause there.
+    A DELETE is a mutation, run by the merge pool: `load_batch` resumes merges before
+    it cleans up a batch left `started` by a crash, so such a batch ends the pause early.
+    """
+    if not isinstance(client, ChdbClient):
+        yield
+        return
+    client.command(f"SYSTEM STOP MERGES raw.{table}")
+    try:
+        yield
+    finally:
+        client.command(f"SYSTEM START MERGES raw.{table}")
 
 
 def prepare_raw(client: Client) -> None:

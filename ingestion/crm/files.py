@@ -12,8 +12,12 @@ quarantined. A file that cannot be read at all becomes a FileError naming the fi
 the problem; the other files still load.
 
 Throughput: the next file is read and validated in a worker thread while the current
-one is inserted, and the insert skips ReplacingMergeTree's in-insert collapse (raw
-tables are read with FINAL). Files whose batch is already done are not read again.
+one is inserted; the insert skips ReplacingMergeTree's in-insert collapse (raw tables
+are read with FINAL), and on the embedded engine it reads the Arrow table in place
+(`warehouse.load.insert_arrow`). Each file is one part; the table's background merges
+wait until the entity's last file is in, so the parts are merged once rather than
+again and again while later files arrive. Files whose batch is already done are not
+read again.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import hashlib
 import itertools
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -45,7 +50,7 @@ from ingestion.crm.mapping import (
     load_field_map,
     prepare,
 )
-from warehouse.load import LoadResult, done_batches, load_batch, prepare_raw
+from warehouse.load import LoadResult, done_batches, load_batch, merges_paused, prepare_raw
 
 SUFFIXES = (".csv", ".xlsx", ".parquet")
 _ARROW_TYPES = {
@@ -242,7 +247,8 @@ def load_crm_exports(
     Within one entity, the next file is read and validated in a worker thread while
     the current one is inserted (pyarrow's reader and the engine release the GIL), so
     parsing and inserting overlap; at most two prepared files are held in memory.
-    Files whose batch is already done are hashed but not read.
+    Files whose batch is already done are hashed but not read. Merges of the entity's
+    table are paused until its last file is in (`merges_paused`).
     """
     field_map = field_map or load_field_map()
     root = Path(exports_dir)
@@ -257,15 +263,17 @@ def load_crm_exports(
             paths = list(group)
             # Customers' phone regions need every business loaded: a barrier per entity.
             regions = business_regions(client) if entity == "customers" else None
-            known = entity in field_map.entities
-            done = done_batches(client, field_map.entities[entity].table) if known else set()
+            table = field_map.entities[entity].table if entity in field_map.entities else None
+            done = done_batches(client, table) if table else set()
             calls = [
                 partial(prepare_file, p, root=root, field_map=field_map, regions=regions, done=done)
                 for p in paths
             ]
-            for path, future in zip(paths, _one_ahead(reader, calls), strict=True):
-                try:
-                    results.append(load_prepared(client, future.result()))
-                except _FILE_ERRORS as exc:
-                    errors.append(FileError(str(path), f"{type(exc).__name__}: {exc}"))
+            # One part per file: merge them once, after the entity's last file.
+            with merges_paused(client, table) if table else nullcontext():
+                for path, future in zip(paths, _one_ahead(reader, calls), strict=True):
+                    try:
+                        results.append(load_prepared(client, future.result()))
+                    except _FILE_ERRORS as exc:
+                        errors.append(FileError(str(path), f"{type(exc).__name__}: {exc}"))
     return results, errors

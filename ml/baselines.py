@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from ml import bgnbd
-from ml.features import LABEL
+from ml.features import BGNBD_COLUMNS, LABEL
 
 
 @dataclass
@@ -66,7 +66,11 @@ class BGNBDBaseline:
 
     One fit per business with at least `min_customers` customers at that cutoff, one
     pooled fit for the rest. Needs no labels, so `fit` does nothing; the fits of the last
-    `predict` are kept in `params` for reporting.
+    `predict` are kept in `params` for reporting. Every per-business fit of a cutoff starts
+    its search from one fit on all of that cutoff's customers (a sample of them, see
+    `bgnbd.fit_bgnbd`): each lands on its own maximum in a few steps instead of searching
+    from scratch — on 1M customers in 500 businesses the difference between seconds and
+    half a minute.
     """
 
     min_customers: int = 300
@@ -77,27 +81,35 @@ class BGNBDBaseline:
 
     def predict(self, frame: pd.DataFrame, horizon_days: int | None = 30) -> np.ndarray:
         horizon = 30 if horizon_days is None else horizon_days
+        summary = tuple(frame[c].to_numpy(float) for c in BGNBD_COLUMNS)
         out = np.zeros(len(frame))
-        positions = np.arange(len(frame))
-        groups = frame.groupby(["cutoff", "business_id"], sort=False).indices
+        starts = {
+            cutoff: bgnbd.fit_bgnbd(*(column[idx] for column in summary))
+            for cutoff, idx in frame.groupby("cutoff", sort=False).indices.items()
+        }
         pooled: dict[object, list[np.ndarray]] = {}
-        for (cutoff, business), idx in groups.items():
+        for (cutoff, business), idx in frame.groupby(["cutoff", "business_id"]).indices.items():
             if len(idx) >= self.min_customers:
-                out[idx] = self._fit_predict(frame, idx, horizon, f"{cutoff:%Y-%m-%d}/{business}")
+                key = f"{cutoff:%Y-%m-%d}/{business}"
+                out[idx] = self._fit_predict(summary, idx, horizon, key, starts[cutoff])
             else:
-                pooled.setdefault(cutoff, []).append(positions[idx])
+                pooled.setdefault(cutoff, []).append(idx)
         for cutoff, parts in pooled.items():
             idx = np.concatenate(parts)
-            out[idx] = self._fit_predict(frame, idx, horizon, f"{cutoff:%Y-%m-%d}/pooled")
+            key = f"{cutoff:%Y-%m-%d}/pooled"
+            out[idx] = self._fit_predict(summary, idx, horizon, key, starts[cutoff])
         return out
 
     def _fit_predict(
-        self, frame: pd.DataFrame, idx: np.ndarray, horizon: int, key: str
+        self,
+        summary: tuple[np.ndarray, ...],
+        idx: np.ndarray,
+        horizon: int,
+        key: str,
+        start: bgnbd.BGNBDParams,
     ) -> np.ndarray:
-        x = frame["bg_x"].to_numpy(float)[idx]
-        t_x = frame["bg_t_x"].to_numpy(float)[idx]
-        T = frame["bg_T"].to_numpy(float)[idx]
-        params = bgnbd.fit_bgnbd(x, t_x, T)
+        x, t_x, T = (column[idx] for column in summary)
+        params = bgnbd.fit_bgnbd(x, t_x, T, start=start)
         self.params[key] = params
         return bgnbd.prob_purchase_within(params, x, t_x, T, horizon)
 

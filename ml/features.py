@@ -112,6 +112,8 @@ BGNBD_FEATURES = [
 ]
 NUMERIC_FEATURES += BGNBD_FEATURES
 FEATURES = CATEGORICAL_FEATURES + NUMERIC_FEATURES
+# Added after the fetch (`add_rfm_scores`, `add_bgnbd_features`), not by the SQL.
+PYTHON_FEATURES = ["r_score", "f_score", "m_score", "rfm_cell", *BGNBD_FEATURES]
 
 # {cutoff:DateTime64(3, 'UTC')} and {horizon:UInt32} are server-side query parameters.
 FEATURE_SQL = """
@@ -350,17 +352,7 @@ joined AS (
 )
 SELECT
     {cutoff:DateTime64(3, 'UTC')} AS cutoff,
-    * EXCEPT (cutoff_day),
-    -- RFM terciles per business (3 = best): rank-based so that ties share a tercile.
-    toFloat64(1 + intDiv(3 * (rank() OVER (PARTITION BY business_id
-        ORDER BY days_since_last_visit DESC) - 1), count() OVER (PARTITION BY business_id)))
-        AS r_score,
-    toFloat64(1 + intDiv(3 * (rank() OVER (PARTITION BY business_id
-        ORDER BY visits_365 ASC) - 1), count() OVER (PARTITION BY business_id))) AS f_score,
-    toFloat64(1 + intDiv(3 * (rank() OVER (PARTITION BY business_id
-        ORDER BY spend_365 ASC) - 1), count() OVER (PARTITION BY business_id))) AS m_score,
-    concat(toString(toUInt8(r_score)), toString(toUInt8(f_score)), toString(toUInt8(m_score)))
-        AS rfm_cell
+    * EXCEPT (cutoff_day)
 FROM joined
 ORDER BY business_id, customer_id
 SETTINGS join_use_nulls = 1
@@ -398,13 +390,43 @@ def build_features(
     if frame.empty:
         return pd.DataFrame(columns=ID_COLUMNS + FEATURES + BGNBD_COLUMNS + SLOT_COLUMNS + [LABEL])
     for column in NUMERIC_FEATURES + BGNBD_COLUMNS + SLOT_COLUMNS:
-        if column not in BGNBD_FEATURES:
+        if column not in PYTHON_FEATURES:
             frame[column] = frame[column].astype(np.float64)
     for column in [*CATEGORICAL_FEATURES, "business_id", "customer_id"]:
-        frame[column] = frame[column].astype(str)
+        if column not in PYTHON_FEATURES:
+            frame[column] = frame[column].astype(str)
     frame[LABEL] = frame[LABEL].astype(np.int8)
+    add_rfm_scores(frame)
     add_bgnbd_features(frame)
     return frame[ID_COLUMNS + FEATURES + BGNBD_COLUMNS + SLOT_COLUMNS + [LABEL]]
+
+
+# RFM score column → (feature it ranks, best when the feature is high).
+RFM_SCORES = {
+    "r_score": ("days_since_last_visit", False),
+    "f_score": ("visits_365", True),
+    "m_score": ("spend_365", True),
+}
+
+
+def add_rfm_scores(frame: pd.DataFrame) -> None:
+    """RFM terciles per business and cutoff (3 = best) and `rfm_cell`, in place.
+
+    Rank-based so that ties share a tercile: 1 + ⌊3·(rank − 1) / n⌋, rank as SQL `rank()`
+    (ties take the lowest rank) among the n customers of the business. Computed here, after
+    the fetch: as window functions in the feature query they sorted the wide feature rows
+    three times, single-threaded, and doubled its time (200k customers: 3 s → 6 s).
+    """
+    groups = frame.groupby(["cutoff", "business_id"], sort=False)
+    size = groups["customer_id"].transform("size").to_numpy(float)
+    for score, (column, high_is_best) in RFM_SCORES.items():
+        rank = groups[column].rank(method="min", ascending=high_is_best).to_numpy(float)
+        frame[score] = 1.0 + np.floor(3.0 * (rank - 1.0) / size)
+    frame["rfm_cell"] = (
+        frame["r_score"].astype(np.int8).astype(str)
+        + frame["f_score"].astype(np.int8).astype(str)
+        + frame["m_score"].astype(np.int8).astype(str)
+    )
 
 
 def add_bgnbd_features(frame: pd.DataFrame) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ml import bgnbd
+from ml.baselines import BGNBDBaseline
 from ml.metrics import expected_calibration_error, score_metrics, top_decile_rate
 
 
@@ -59,6 +61,36 @@ def test_prediction_matches_simulated_future():
     assert recent[0] > stale[0]
     e = bgnbd.expected_purchases(params, np.array([5.0]), np.array([95.0]), np.array([100.0]), 30)
     assert e[0] > bgnbd.prob_purchase_within(params, 5.0, 95.0, 100.0, 30)
+
+
+def test_baseline_fits_each_business_to_its_own_maximum():
+    # Two businesses with different customers and a small one pooled with the rest: every
+    # fit starts from the cutoff-wide fit, and must still land on its own optimum.
+    parts = [
+        simulate_bgnbd(3_000, r=0.8, alpha=5.0, a=0.9, b=4.0, seed=4),
+        simulate_bgnbd(3_000, r=2.0, alpha=2.0, a=0.5, b=8.0, seed=5),
+        simulate_bgnbd(100, r=1.0, alpha=3.0, a=1.0, b=3.0, seed=6),
+    ]
+    frame = pd.DataFrame(
+        {
+            "cutoff": pd.Timestamp("2024-01-01", tz="UTC"),
+            "business_id": np.repeat(["a", "b", "c"], [len(p[0]) for p in parts]),
+            "bg_x": np.concatenate([p[0] for p in parts]),
+            "bg_t_x": np.concatenate([p[1] for p in parts]),
+            "bg_T": np.concatenate([p[2] for p in parts]),
+        }
+    )
+    baseline = BGNBDBaseline()
+    prob = baseline.predict(frame, 30)
+    assert sorted(baseline.params) == ["2024-01-01/a", "2024-01-01/b", "2024-01-01/pooled"]
+    for key, rows in (("a", frame["business_id"] == "a"), ("pooled", frame["business_id"] == "c")):
+        data = frame.loc[rows, ["bg_x", "bg_t_x", "bg_T"]].to_numpy().T
+        cold = bgnbd.fit_bgnbd(*data)
+        warm = baseline.params[f"2024-01-01/{key}"]
+        assert warm.mean_log_likelihood == pytest.approx(cold.mean_log_likelihood, abs=1e-4)
+        expected = bgnbd.prob_purchase_within(warm, *data, 30)
+        np.testing.assert_allclose(prob[rows.to_numpy()], expected)
+    assert baseline.params["2024-01-01/b"].r > baseline.params["2024-01-01/a"].r
 
 
 def test_metrics_on_known_values():

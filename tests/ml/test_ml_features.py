@@ -11,7 +11,7 @@ import pytest
 
 import warehouse
 from ml.contract import create_input_tables
-from ml.features import BGNBD_COLUMNS, FEATURES, SLOT_COLUMNS, build_features
+from ml.features import BGNBD_COLUMNS, FEATURES, SLOT_COLUMNS, add_rfm_scores, build_features
 from ml.synthetic import generate_world
 
 C = pd.Timestamp("2024-06-01", tz="UTC")
@@ -204,6 +204,25 @@ def test_features_exact_values_on_hand_made_rows(hand_features):
     assert frame["bgnbd_p_alive"].between(0, 1).all()
     assert (frame["bgnbd_expected_30d"] >= 0).all()
     assert 0 <= c1["bgnbd_appointments_p_alive"] <= 1
+
+
+def test_rfm_terciles_share_ties_and_rank_within_business_and_cutoff():
+    frame = pd.DataFrame(
+        {
+            "cutoff": ["c1"] * 6 + ["c2"] * 2,
+            "business_id": ["a"] * 6 + ["a"] * 2,
+            "customer_id": [f"p{i}" for i in range(8)],
+            "days_since_last_visit": [1.0, 1.0, 5.0, 9.0, 9.0, 9.0, 3.0, 4.0],
+            "visits_365": [6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 1.0, 1.0],
+            "spend_365": [0.0, 0.0, 0.0, 0.0, 10.0, 20.0, 5.0, 7.0],
+        }
+    )
+    add_rfm_scores(frame)
+    # Recency: the most recent is best; the three tied at 9 days all take rank 1 → R1.
+    assert frame["r_score"].tolist() == [3, 3, 2, 1, 1, 1, 2, 1]
+    assert frame["f_score"].tolist() == [3, 3, 2, 2, 1, 1, 1, 1]  # ties at c2 share F1
+    assert frame["m_score"].tolist() == [1, 1, 1, 1, 3, 3, 1, 2]  # four tied at 0 → M1
+    assert frame["rfm_cell"].tolist() == ["331", "331", "221", "121", "113", "113", "211", "112"]
 
 
 def test_label_follows_the_horizon(hand_features):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import warehouse
-from ml import registry
+from ml import registry, train
 from ml.metrics import score_metrics
 from ml.plots import calibration_plot_png, lift_chart_png
 from ml.scoring import deciles_within_business, score_customers
@@ -106,6 +106,17 @@ def test_scoring_writes_history_and_reruns_replace(trained, world_dsn, tmp_path:
     codes = [code for row in sample["reason_codes"] for code in row]
     features = set(trained.model.reason_features)
     assert all(code.rsplit(":", 1)[0] in features and code[-1] in "+-" for code in codes)
+
+
+def test_blockwise_prediction_equals_whole_frame_prediction(trained, monkeypatch):
+    frame = trained.evaluation_features
+    frozen = trained.model.estimator.calibrated_classifiers_[0].estimator
+    assert isinstance(frozen, train.BlockwiseFrozen)
+    whole = frozen.estimator.decision_function(frame[trained.model.features])
+    monkeypatch.setattr(train, "PREDICT_BLOCK_ROWS", 997)  # blocks of uneven size
+    assert len(frame) > 5 * 997
+    np.testing.assert_array_equal(frozen.decision_function(frame[trained.model.features]), whole)
+    np.testing.assert_allclose(trained.model.predict(frame), trained.evaluation["model"])
 
 
 def test_training_sample_keeps_every_cutoffs_share():

@@ -25,9 +25,22 @@ offers as (
 ),
 
 publisher_visits as (
+    -- Only visits at businesses that publish an offer: the join below hashes these, not
+    -- every visit.
+    select business_id, customer_id, visited_at, amount
+    from {{ ref('fct_visits') }}
+    where business_id in (select publisher_business_id from offers)
+),
+
+joined as (
+    -- Each exposure with its publisher's visits of the customer, grouped back to one row.
+    -- (A CTE is inlined wherever it is named: exposures are aggregated here once.)
     select
         e.offer_id as offer_id,
         e.customer_id as customer_id,
+        any(e.distributor_business_id) as distributor_business_id,
+        any(o.publisher_business_id) as publisher_business_id,
+        any(e.exposed_at) as exposed_at,
         countIf(v.visited_at < e.exposed_at) as visits_before,
         minIf(
             v.visited_at,
@@ -39,36 +52,29 @@ publisher_visits as (
             v.visited_at,
             v.visited_at > e.exposed_at
             and v.visited_at <= e.exposed_at + interval {{ window_days }} day
-        ) as redemption_amount
+        ) as redemption_amount_or_zero
     from exposures as e
     inner join offers as o on e.offer_id = o.offer_id
-    left join {{ ref('fct_visits') }} as v
+    left join publisher_visits as v
         on v.business_id = o.publisher_business_id and v.customer_id = e.customer_id
     group by e.offer_id, e.customer_id
 ),
 
-joined as (
-    select
-    e.offer_id as offer_id,
-    e.customer_id as customer_id,
-    e.distributor_business_id as distributor_business_id,
-    o.publisher_business_id as publisher_business_id,
-    e.exposed_at as exposed_at,
-    if(p.redeemed_at_or_epoch > e.exposed_at, p.redeemed_at_or_epoch, null) as redeemed_at,
-    if(p.redeemed_at_or_epoch > e.exposed_at, p.redemption_amount, null) as redemption_amount,
-    p.visits_before = 0 as new_to_publisher,
-    o.capacity as capacity,
-    o.currency as currency,
-    o.reward_per_client as reward_per_client,
-    o.discount_pct as discount_pct
-from exposures as e
-inner join offers as o on e.offer_id = o.offer_id
-inner join publisher_visits as p on e.offer_id = p.offer_id and e.customer_id = p.customer_id
-),
-
 ranked as (
     select
-        *,
+        j.offer_id as offer_id,
+        j.customer_id as customer_id,
+        j.distributor_business_id as distributor_business_id,
+        j.publisher_business_id as publisher_business_id,
+        j.exposed_at as exposed_at,
+        if(j.redeemed_at_or_epoch > j.exposed_at, j.redeemed_at_or_epoch, null) as redeemed_at,
+        if(j.redeemed_at_or_epoch > j.exposed_at, j.redemption_amount_or_zero, null)
+            as redemption_amount,
+        j.visits_before = 0 as new_to_publisher,
+        o.capacity as capacity,
+        o.currency as currency,
+        o.reward_per_client as reward_per_client,
+        o.discount_pct as discount_pct,
         redeemed_at is not null and new_to_publisher as new_client,
         if(
             new_client,
@@ -77,7 +83,8 @@ ranked as (
             ),
             null
         ) as new_client_rank
-    from joined
+    from joined as j
+    inner join offers as o on j.offer_id = o.offer_id
 )
 
 select

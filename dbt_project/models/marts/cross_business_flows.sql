@@ -13,6 +13,29 @@ with first_visits as (
     group by business_id, customer_id
 ),
 
+pairs as (
+    -- Every ordered pair (from, to) of a customer's businesses: the customer's first
+    -- visits crossed with themselves per customer, so the visits are aggregated once (a
+    -- self-join of first_visits would aggregate them twice). One-business customers
+    -- have no pair.
+    select
+        customer_id,
+        pair.1.1 as from_business_id,
+        pair.1.2 as from_first_visit_at,
+        pair.2.1 as to_business_id,
+        pair.2.2 as to_first_visit_at,
+        pair.2.3 as to_first_visit_offer_id
+    from (
+        select
+            customer_id,
+            groupArray((business_id, first_visit_at, first_visit_offer_id)) as firsts
+        from first_visits
+        group by customer_id
+        having length(firsts) > 1
+    )
+    array join arrayFlatten(arrayMap(x -> arrayMap(y -> (x, y), firsts), firsts)) as pair
+),
+
 attributed as (
     select publisher_business_id, distributor_business_id, customer_id,
         argMin(offer_id, redeemed_at) as offer_id
@@ -22,16 +45,15 @@ attributed as (
 )
 
 select
-    toStartOfMonth(b.first_visit_at) as month,
-    a.business_id as from_business_id,
-    b.business_id as to_business_id,
-    coalesce(b.first_visit_offer_id, nullIf(x.offer_id, '')) as offer_id,
+    toStartOfMonth(p.to_first_visit_at) as month,
+    p.from_business_id as from_business_id,
+    p.to_business_id as to_business_id,
+    coalesce(p.to_first_visit_offer_id, nullIf(x.offer_id, '')) as offer_id,
     count() as customers
-from first_visits as b
-inner join first_visits as a on a.customer_id = b.customer_id
+from pairs as p
 left join attributed as x
-    on x.publisher_business_id = b.business_id
-    and x.distributor_business_id = a.business_id
-    and x.customer_id = b.customer_id
-where a.business_id != b.business_id and a.first_visit_at < b.first_visit_at
+    on x.publisher_business_id = p.to_business_id
+    and x.distributor_business_id = p.from_business_id
+    and x.customer_id = p.customer_id
+where p.from_business_id != p.to_business_id and p.from_first_visit_at < p.to_first_visit_at
 group by month, from_business_id, to_business_id, offer_id

@@ -6,31 +6,32 @@ entity comes from the file name (`customers.xlsx`, `appointments_202405.csv`,
 `services.parquet`, …); fields go through the same field map as the API.
 
 CSV fast path: pyarrow.csv reads the file with the field map's types (timestamps,
-decimals, ints parsed in C++, multi-threaded). If any value does not convert, the file
+decimals, ints parsed in C++). If any value does not convert, the file
 is read again with every column as text and typed per cell, so only the bad rows are
 quarantined. A file that cannot be read at all becomes a FileError naming the file and
 the problem; the other files still load.
 
-Throughput: the next file is read and validated in a worker thread while the current
-one is inserted; the insert skips ReplacingMergeTree's in-insert collapse (raw tables
-are read with FINAL), and on the embedded engine it reads the Arrow table in place
-(`warehouse.load.insert_arrow`). Each file is one part; the table's background merges
-wait until the entity's last file is in, so the parts are merged once rather than
-again and again while later files arrive. Files whose batch is already done are not
-read again.
+Throughput: two files are loaded at once, each read, validated and inserted by its
+own worker thread, so one file's parsing overlaps the other's insert (the engine's
+insert of one part is single-threaded). The insert skips ReplacingMergeTree's
+in-insert collapse (raw tables are read with FINAL), and on the embedded engine it
+reads the Arrow table in place (`warehouse.load.insert_arrow`). Each file is one
+part; the table's background merges wait until the entity's last file is in, so the
+parts are merged once rather than again and again while later files arrive. Files
+whose batch is already done are not read again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from collections.abc import Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,9 @@ _ARROW_TYPES = {
     "int": pa.int64(),
     "bool": pa.bool_(),
 }
-T = TypeVar("T")
+# Files loaded at once: each worker reads, validates and inserts one file, so parsing
+# (pyarrow's threads) and the engine's single-threaded insert of two files overlap.
+LOAD_WORKERS = 2
 # What makes one file fail as a whole (reported as a FileError; the other files load).
 _FILE_ERRORS = (MappingError, pa.ArrowException, OSError, ValueError, KeyError)
 
@@ -105,7 +108,11 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
 
 def read_csv(path: Path, entity_map: EntityMap, options: Mapping[str, Any]) -> pd.DataFrame:
     """CSV → frame with the field map's types when every value converts, else text."""
-    read = pacsv.ReadOptions(encoding=options.get("encoding", "utf-8"), block_size=1 << 24)
+    # Single-threaded parse: files load `LOAD_WORKERS` at a time, which already keeps
+    # the cores busy; pyarrow's own threads on top only add contention (~5-10%).
+    read = pacsv.ReadOptions(
+        encoding=options.get("encoding", "utf-8"), block_size=1 << 24, use_threads=False
+    )
     parse = pacsv.ParseOptions(delimiter=options.get("delimiter", ","))
     typed = {
         f.source: _ARROW_TYPES[f.type]
@@ -219,17 +226,20 @@ def load_file(
     )
 
 
-def _one_ahead(pool: Executor, calls: Iterable[Callable[[], T]]) -> Iterator[Future[T]]:
-    """Futures of `calls` in order; the next call is submitted before a future is
-    handed out, so it runs while the caller works on the current result."""
-    ahead: Future[T] | None = None
-    for call in calls:
-        submitted = pool.submit(call)
-        if ahead is not None:
-            yield ahead
-        ahead = submitted
-    if ahead is not None:
-        yield ahead
+def _load_or_error(
+    client: Client,
+    path: Path,
+    *,
+    root: Path,
+    field_map: FieldMap,
+    regions: Mapping[str, str] | None,
+    done: Collection[str],
+) -> LoadResult | FileError:
+    try:
+        prepared = prepare_file(path, root=root, field_map=field_map, regions=regions, done=done)
+        return load_prepared(client, prepared)
+    except _FILE_ERRORS as exc:
+        return FileError(str(path), f"{type(exc).__name__}: {exc}")
 
 
 def load_crm_exports(
@@ -244,9 +254,9 @@ def load_crm_exports(
     business's country, from raw.crm_businesses). Returns the load results and the
     files that failed as a whole (each error names the file and the problem).
 
-    Within one entity, the next file is read and validated in a worker thread while
-    the current one is inserted (pyarrow's reader and the engine release the GIL), so
-    parsing and inserting overlap; at most two prepared files are held in memory.
+    Within one entity, `LOAD_WORKERS` threads each read, validate and insert one file
+    (pyarrow's reader and the engine release the GIL), so one file's parsing overlaps
+    another's insert; at most `LOAD_WORKERS` prepared files are held in memory.
     Files whose batch is already done are hashed but not read. Merges of the entity's
     table are paused until its last file is in (`merges_paused`).
     """
@@ -256,24 +266,24 @@ def load_crm_exports(
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
     order = {e: i for i, e in enumerate(ENTITIES)}
     files.sort(key=lambda p: (order.get(entity_of(p) or "", len(order)), p.as_posix()))
-    results: list[LoadResult] = []
-    errors: list[FileError] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crm-file-reader") as reader:
+    outcomes: list[LoadResult | FileError] = []
+    with ThreadPoolExecutor(max_workers=LOAD_WORKERS, thread_name_prefix="crm-file") as pool:
         for entity, group in itertools.groupby(files, key=entity_of):
-            paths = list(group)
             # Customers' phone regions need every business loaded: a barrier per entity.
             regions = business_regions(client) if entity == "customers" else None
             table = field_map.entities[entity].table if entity in field_map.entities else None
             done = done_batches(client, table) if table else set()
-            calls = [
-                partial(prepare_file, p, root=root, field_map=field_map, regions=regions, done=done)
-                for p in paths
-            ]
             # One part per file: merge them once, after the entity's last file.
             with merges_paused(client, table) if table else nullcontext():
-                for path, future in zip(paths, _one_ahead(reader, calls), strict=True):
-                    try:
-                        results.append(load_prepared(client, future.result()))
-                    except _FILE_ERRORS as exc:
-                        errors.append(FileError(str(path), f"{type(exc).__name__}: {exc}"))
+                load = partial(
+                    _load_or_error,
+                    client,
+                    root=root,
+                    field_map=field_map,
+                    regions=regions,
+                    done=done,
+                )
+                outcomes.extend(pool.map(load, group))
+    results = [o for o in outcomes if isinstance(o, LoadResult)]
+    errors = [o for o in outcomes if isinstance(o, FileError)]
     return results, errors

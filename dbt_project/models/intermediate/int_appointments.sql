@@ -14,4 +14,6 @@ select
     a.updated_at as updated_at
 from {{ ref('stg_crm__appointments') }} as a
 inner join {{ ref('stg_crm__customers') }} as c
-    on a.business_id = c.business_id and a.source_customer_id = c.source_customer_id
+    -- One string key per side (see the join_key macro): same rows as joining on the pair.
+    on {{ join_key('a.business_id', 'a.source_customer_id') }}
+        = {{ join_key('c.business_id', 'c.source_customer_id') }}

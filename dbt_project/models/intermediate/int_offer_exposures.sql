@@ -56,7 +56,9 @@ joined as (
     from exposures as e
     inner join offers as o on e.offer_id = o.offer_id
     left join publisher_visits as v
-        on v.business_id = o.publisher_business_id and v.customer_id = e.customer_id
+        -- (business_id, customer_id) as one string key: see the join_key macro.
+        on {{ join_key('v.business_id', 'v.customer_id') }}
+            = {{ join_key('o.publisher_business_id', 'e.customer_id') }}
     group by e.offer_id, e.customer_id
 ),
 

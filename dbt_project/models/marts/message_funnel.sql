@@ -5,26 +5,27 @@
 -- difference of two proportions).
 {% set windows = [7, 30] %}
 
-with visits as (
-    -- Completed visits per customer and business, as one array each: a send then finds
-    -- its revisits by scanning its own customer's visits, never by joining every send
-    -- to every visit (sends × visits rows) and grouping back by message.
-    select business_id, customer_id, groupArray(visited_at) as visited
-    from {{ ref('fct_visits') }}
-    group by business_id, customer_id
-),
-
-sends as (
+with sends as (
     -- Did the customer complete a visit at the same business within N days of the send?
+    -- An ASOF join finds each send's next visit (the customer's first visit after it) by
+    -- one lookup in the customer's sorted visits; a revisit within N days is that visit
+    -- falling within N days. The customer is keyed by one string (see join_key).
     select
         s.*,
+        v.visited_at as next_visit_at,
         {% for days in windows %}
-        arrayExists(
-            t -> t > s.planned_at and t <= s.planned_at + interval {{ days }} day, v.visited
-        ) as revisit_{{ days }}d{{ "," if not loop.last }}
+        next_visit_at > s.planned_at and next_visit_at <= s.planned_at + interval {{ days }} day
+            as revisit_{{ days }}d{{ "," if not loop.last }}
         {% endfor %}
     from {{ ref('int_message_sends') }} as s
-    left join visits as v on s.business_id = v.business_id and s.customer_id = v.customer_id
+    asof left join (
+        select
+            {{ join_key('business_id', 'customer_id') }} as visitor_key,
+            visited_at
+        from {{ ref('fct_visits') }}
+    ) as v
+        on {{ join_key('s.business_id', 's.customer_id') }} = v.visitor_key
+        and v.visited_at > s.planned_at
 ),
 
 grouped as (

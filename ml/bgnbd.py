@@ -51,6 +51,38 @@ def log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.nda
     return a1 + a2 + np.logaddexp(a3, a4)
 
 
+class _GroupedLogLikelihood:
+    """`log_likelihood` for fixed data, bit for bit, with the costly terms per distinct value.
+
+    x, t_x and T take few distinct values (whole days): the special functions and logs are
+    evaluated once per distinct value and gathered, the same floating-point operations on
+    the same operands as `log_likelihood`, so the same result, several times faster.
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
+        self.x = x
+        self.x_values, self.x_index = np.unique(x, return_inverse=True)
+        self.t_x_values, self.t_x_index = np.unique(t_x, return_inverse=True)
+        self.T_values, self.T_index = np.unique(T, return_inverse=True)
+        self.repeat = x > 0
+
+    def __call__(self, params: np.ndarray) -> np.ndarray:
+        r, alpha, a, b = params
+        xv = self.x_values
+        a1 = special.gammaln(r + xv) - special.gammaln(r) + r * np.log(alpha)
+        a2 = special.betaln(a, b + xv) - special.betaln(a, b)
+        r_x = r + self.x
+        a3 = -r_x * np.log(alpha + self.T_values)[self.T_index]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            head = (np.log(a) - np.log(np.maximum(b + xv - 1, 1e-12)))[self.x_index]
+            a4 = np.where(
+                self.repeat,
+                head - r_x * np.log(alpha + self.t_x_values)[self.t_x_index],
+                -np.inf,
+            )
+        return (a1 + a2)[self.x_index] + np.logaddexp(a3, a4)
+
+
 def fit_bgnbd(
     x: np.ndarray,
     t_x_days: np.ndarray,
@@ -73,8 +105,10 @@ def fit_bgnbd(
         pick = np.random.default_rng(seed).choice(len(x), max_customers, replace=False)
         x, t_x, T = x[pick], t_x[pick], T[pick]
 
+    ll = _GroupedLogLikelihood(x, t_x, T)
+
     def objective(theta: np.ndarray) -> float:
-        value = -np.mean(log_likelihood(np.exp(theta), x, t_x, T))
+        value = -np.mean(ll(np.exp(theta)))
         return float(value) if np.isfinite(value) else 1e12
 
     with _THREADPOOLS.limit(limits=1, user_api="blas"):

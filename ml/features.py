@@ -139,7 +139,8 @@ visit_agg AS (
         countIf(offer_id IS NOT NULL
             AND visited_at >= {cutoff:DateTime64(3, 'UTC')} - INTERVAL 365 DAY) AS n_offer_365,
         uniqExact(location_id) AS n_locations,
-        arraySort(groupUniqArray(toInt64(toRelativeDayNum(visited_at)))) AS days
+        -- Sorted distinct visit days (sorting a plain array beats a hash set per group).
+        arrayDistinct(arraySort(groupArray(toInt64(toRelativeDayNum(visited_at))))) AS days
     FROM marts.fct_visits FINAL
     WHERE visited_at < {cutoff:DateTime64(3, 'UTC')}
     GROUP BY business_id, customer_id

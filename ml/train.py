@@ -37,6 +37,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
+from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 from threadpoolctl import threadpool_limits
 
 from ml.baselines import all_baselines
@@ -82,15 +83,76 @@ def _blockwise(method: Any, X: pd.DataFrame | np.ndarray) -> np.ndarray:
     )
 
 
+def _binned_raw_prediction(booster: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
+    """`booster.decision_function(X)` of a binary booster, computed on binned rows.
+
+    The trees are walked on the booster's own uint8 bins instead of the float64 values:
+    an 8x smaller matrix to stream per tree, about 20% less time, and the same
+    predictions bit for bit — a value goes left of a numeric split exactly when its bin
+    does (the split thresholds are bin edges), NaN takes the missing-value bin, and a
+    category the booster never saw, which the raw predictor treats as missing, is made
+    missing before binning. The sum runs from the baseline over the trees in order, as
+    in `decision_function`.
+    """
+    X = np.array(X, dtype=np.float64, order="C")  # a copy: categories are edited below
+    mapper = booster._bin_mapper
+    for column in np.flatnonzero(mapper.is_categorical_):
+        values = X[:, column]
+        values[~np.isin(values, mapper.bin_thresholds_[column])] = np.nan
+    binned = mapper.transform(X)
+    missing_bin = mapper.missing_values_bin_idx_
+    raw = np.full(len(X), booster._baseline_prediction[0, 0], dtype=np.float64)
+    n_threads = _openmp_effective_n_threads()  # as decision_function: the current limit
+    for (predictor,) in booster._predictors:
+        raw += predictor.predict_binned(binned, missing_bin, n_threads)
+    return raw
+
+
+_BOOSTER_INTERNALS = ("_bin_mapper", "_predictors", "_baseline_prediction")
+
+
+def _fast_decision(estimator: Any) -> Any:
+    """A blockwise-usable `decision_function` on binned rows when `estimator` allows it.
+
+    `estimator` is the model pipeline (encoders, then a binary HistGradientBoosting); for
+    anything else (or a scikit-learn whose internals differ) its own decision_function.
+    """
+    booster = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    if not (
+        isinstance(booster, HistGradientBoostingClassifier)
+        and getattr(booster, "n_trees_per_iteration_", None) == 1
+        and all(hasattr(booster, name) for name in _BOOSTER_INTERNALS)
+        and hasattr(booster._bin_mapper, "missing_values_bin_idx_")
+    ):
+        return estimator.decision_function
+    transforms = list(estimator[:-1]) if isinstance(estimator, Pipeline) else []
+
+    def decision(X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        for step in transforms:
+            X = step.transform(X)
+        return _binned_raw_prediction(booster, X)
+
+    return decision
+
+
+def _positive_probability(booster: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
+    """`booster.predict_proba(X)[:, 1]`, blockwise and on binned rows when possible."""
+    decision = _fast_decision(booster)
+    if decision == booster.decision_function or not hasattr(booster, "_loss"):
+        return _blockwise(booster.predict_proba, X)[:, 1]
+    raw = _blockwise(decision, X)
+    return booster._loss.predict_proba(raw.reshape(-1, 1))[:, 1]
+
+
 class BlockwiseFrozen(FrozenEstimator):
     """A fitted estimator, frozen (fit is a no-op), that predicts in row blocks.
 
     Wrapped in the calibration, so calibrating, evaluating and scoring all predict
-    blockwise (see PREDICT_BLOCK_ROWS).
+    blockwise (see PREDICT_BLOCK_ROWS), on binned rows (`_binned_raw_prediction`).
     """
 
     def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        return _blockwise(self.estimator.decision_function, X)
+        return _blockwise(_fast_decision(self.estimator), X)
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         return _blockwise(self.estimator.predict_proba, X)
@@ -347,7 +409,7 @@ def fit_model(
             **params,
         )
         booster.fit(x_fit, y_fit, X_val=x_valid, y_val=y_valid)
-        p_valid = _blockwise(booster.predict_proba, x_valid)[:, 1]
+        p_valid = _positive_probability(booster, x_valid)
         loss = log_loss(y_valid, np.clip(p_valid, 1e-6, 1 - 1e-6), labels=[0, 1])
         trials.append(
             {"grid_index": i, "params": params, "n_iter": booster.n_iter_, "log_loss": loss}

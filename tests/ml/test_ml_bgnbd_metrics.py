@@ -104,3 +104,14 @@ def test_metrics_on_known_values():
     # ECE: bins [0.1): 7 rows p=.1 y=0 → .1; [.7]: |1-.7|; [.8]: |0-.8|; [.9]: |1-.9|
     assert expected_calibration_error(y, p) == pytest.approx((0.7 + 0.3 + 0.8 + 0.1) / 10)
     assert np.isnan(score_metrics(np.zeros(5, int), np.full(5, 0.5))["roc_auc"])
+
+
+def test_grouped_log_likelihood_is_the_log_likelihood_bit_for_bit():
+    # The fit's objective evaluates the special functions once per distinct value: the
+    # same numbers as `log_likelihood`, so the same fits.
+    x, t_x, T, _, _ = simulate_bgnbd(5_000, r=0.8, alpha=5.0, a=0.9, b=4.0, seed=7)
+    grouped = bgnbd._GroupedLogLikelihood(x, t_x / 7, T / 7)
+    for params in ([0.8, 5.0, 0.9, 4.0], [1.0, 1.0, 1.0, 1.0], [8e3, 1e-4, 1e-4, 8e3]):
+        params = np.array(params)
+        expected = bgnbd.log_likelihood(params, x, t_x / 7, T / 7)
+        np.testing.assert_array_equal(grouped(params), expected)

@@ -119,6 +119,24 @@ def test_blockwise_prediction_equals_whole_frame_prediction(trained, monkeypatch
     np.testing.assert_allclose(trained.model.predict(frame), trained.evaluation["model"])
 
 
+def test_binned_prediction_equals_raw_prediction_on_odd_values(trained):
+    # Unseen and negative categories, NaN and infinities: the binned walk of the trees
+    # must send every row where the booster's own (raw-value) prediction sends it.
+    frame = trained.evaluation_features
+    pipe = trained.model.estimator.calibrated_classifiers_[0].estimator.estimator
+    booster = pipe[-1]
+    X = pipe[:-1].transform(frame[trained.model.features])
+    X[::7, 0] = 99.0
+    X[::11, 1] = -1.0
+    X[::13, 1] = np.nan
+    X[::5, 5] = np.nan
+    X[::17, 6] = np.inf
+    X[::19, 7] = -np.inf
+    np.testing.assert_array_equal(
+        train._binned_raw_prediction(booster, X), booster.decision_function(X)
+    )
+
+
 def test_training_sample_keeps_every_cutoffs_share():
     cutoffs = pd.to_datetime(["2024-01-01"] * 600 + ["2024-02-01"] * 300, utc=True)
     frame = pd.DataFrame({"cutoff": cutoffs, "revisited": np.arange(900) % 3 == 0})

@@ -63,7 +63,12 @@ select
     if(v.visits > 0, v.revenue, toDecimal128(0, 2)) as revenue,
     if(u.customer_id != '', u.next_appointment_at, null) as next_appointment_at
 from customers as c
-left join visits as v on c.business_id = v.business_id and c.customer_id = v.customer_id
+-- (business_id, customer_id) as one string key: see the join_key macro.
+left join visits as v
+    on {{ join_key('c.business_id', 'c.customer_id') }}
+        = {{ join_key('v.business_id', 'v.customer_id') }}
 left join {{ ref('stg_crm__businesses') }} as b on c.business_id = b.business_id
-left join upcoming as u on c.business_id = u.business_id and c.customer_id = u.customer_id
+left join upcoming as u
+    on {{ join_key('c.business_id', 'c.customer_id') }}
+        = {{ join_key('u.business_id', 'u.customer_id') }}
 left join opt_outs as o on c.phone_e164 = o.phone_e164

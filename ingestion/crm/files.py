@@ -63,8 +63,8 @@ _ARROW_TYPES = {
     "int": pa.int64(),
     "bool": pa.bool_(),
 }
-# Files loaded at once: each worker reads, validates and inserts one file, so parsing
-# (pyarrow's threads) and the engine's single-threaded insert of two files overlap.
+# Files loaded at once: each worker reads, validates and inserts one file, so one file's
+# parsing and validation overlap the other's insert (single-threaded in the engine).
 LOAD_WORKERS = 2
 # What makes one file fail as a whole (reported as a FileError; the other files load).
 _FILE_ERRORS = (MappingError, pa.ArrowException, OSError, ValueError, KeyError)

@@ -2,8 +2,10 @@
 
 Generates its own files (numpy + pyarrow, UTF-8 with BOM, SOURCES.md header), then per
 run loads them with `load_crm_exports` into a fresh embedded warehouse and times it
-(`reload_s`: loading them again, a no-op). Also measures, on one prepared batch, the
-vectorised suite vs Great Expectations.
+(`reload_s`: loading them again, a no-op). The files are flushed to disk before the
+first run, and each run's background merge of its parts is waited for (not timed,
+reported as `background_merge_s`) so that the next run does not share the CPU with
+it. Also measures, on one prepared batch, the vectorised suite vs Great Expectations.
 
     .venv/bin/python -m benchmarks.bench_file_ingestion --rows 10000000 --files 10 --runs 3
 """

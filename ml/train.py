@@ -108,7 +108,18 @@ def _binned_raw_prediction(booster: HistGradientBoostingClassifier, X: np.ndarra
     return raw
 
 
-_BOOSTER_INTERNALS = ("_bin_mapper", "_predictors", "_baseline_prediction")
+_BOOSTER_INTERNALS = ("_bin_mapper", "_predictors", "_baseline_prediction", "_loss")
+
+
+def _binnable(booster: Any) -> bool:
+    """Whether `booster` is a binary HistGradientBoosting with the internals that
+    `_binned_raw_prediction` reads (else it predicts through its public methods)."""
+    return (
+        isinstance(booster, HistGradientBoostingClassifier)
+        and getattr(booster, "n_trees_per_iteration_", None) == 1
+        and all(hasattr(booster, name) for name in _BOOSTER_INTERNALS)
+        and hasattr(booster._bin_mapper, "missing_values_bin_idx_")
+    )
 
 
 def _fast_decision(estimator: Any) -> Any:
@@ -118,12 +129,7 @@ def _fast_decision(estimator: Any) -> Any:
     anything else (or a scikit-learn whose internals differ) its own decision_function.
     """
     booster = estimator[-1] if isinstance(estimator, Pipeline) else estimator
-    if not (
-        isinstance(booster, HistGradientBoostingClassifier)
-        and getattr(booster, "n_trees_per_iteration_", None) == 1
-        and all(hasattr(booster, name) for name in _BOOSTER_INTERNALS)
-        and hasattr(booster._bin_mapper, "missing_values_bin_idx_")
-    ):
+    if not _binnable(booster):
         return estimator.decision_function
     transforms = list(estimator[:-1]) if isinstance(estimator, Pipeline) else []
 
@@ -137,10 +143,9 @@ def _fast_decision(estimator: Any) -> Any:
 
 def _positive_probability(booster: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
     """`booster.predict_proba(X)[:, 1]`, blockwise and on binned rows when possible."""
-    decision = _fast_decision(booster)
-    if decision == booster.decision_function or not hasattr(booster, "_loss"):
+    if not _binnable(booster):
         return _blockwise(booster.predict_proba, X)[:, 1]
-    raw = _blockwise(decision, X)
+    raw = _blockwise(_fast_decision(booster), X)
     return booster._loss.predict_proba(raw.reshape(-1, 1))[:, 1]
 
 

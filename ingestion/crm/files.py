@@ -218,12 +218,14 @@ def load_file(
     field_map: FieldMap,
     regions: Mapping[str, str] | None = None,
     entity: str | None = None,
+    done: Collection[str] = (),
 ) -> LoadResult:
-    """Load one export file as one batch. Raises on an unreadable file."""
-    return load_prepared(
-        client,
-        prepare_file(path, root=root, field_map=field_map, regions=regions, entity=entity),
+    """Load one export file as one batch (not read when its batch id is in `done`).
+    Raises on an unreadable file."""
+    prepared = prepare_file(
+        path, root=root, field_map=field_map, regions=regions, entity=entity, done=done
     )
+    return load_prepared(client, prepared)
 
 
 def _load_or_error(
@@ -236,8 +238,7 @@ def _load_or_error(
     done: Collection[str],
 ) -> LoadResult | FileError:
     try:
-        prepared = prepare_file(path, root=root, field_map=field_map, regions=regions, done=done)
-        return load_prepared(client, prepared)
+        return load_file(client, path, root=root, field_map=field_map, regions=regions, done=done)
     except _FILE_ERRORS as exc:
         return FileError(str(path), f"{type(exc).__name__}: {exc}")
 

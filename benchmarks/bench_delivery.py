@@ -27,7 +27,7 @@ from typing import Any
 from activation.contracts import Channel, PlannedMessage, idempotency_key
 from activation.delivery import deliver
 from activation.outbox import Outbox
-from activation.standins import StandinCluster, run_standins_process
+from simulation.providers import StandinCluster, run_standins_process
 
 CHANNELS = (Channel.whatsapp, Channel.telegram, Channel.sms)
 

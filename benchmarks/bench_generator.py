@@ -1,4 +1,4 @@
-"""Benchmark of the synthetic ecosystem generator (`ingestion.synthetic.generate`).
+"""Benchmark of the synthetic ecosystem generator (`simulation.ecosystem.generate`).
 
     python -m benchmarks.bench_generator --customers 100000 --runs 3
 
@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ingestion.synthetic import SCALES, generate
+from simulation.ecosystem import SCALES, generate
 
 
 def _total_memory_bytes() -> int | None:

@@ -1,6 +1,6 @@
 """Revisit model: training and scoring time on a synthetic world of N customers.
 
-Generates its own visit world with numpy (`ml.synthetic`: every ML input table, a known
+Generates its own visit world with numpy (`simulation.visit_world`: every ML input table, a known
 true revisit probability) into a temporary embedded warehouse, then per run: trains on
 rolling cutoffs (features in ClickHouse, tuning, fit, calibration, baselines) and scores
 every customer into `ml.revisit_scores` (features, prediction, reason codes, write).
@@ -29,8 +29,8 @@ from ml import registry
 from ml.baselines import BGNBDBaseline
 from ml.metrics import score_metrics
 from ml.scoring import score_customers
-from ml.synthetic import generate_world
 from ml.train import TrainConfig, train_and_evaluate
+from simulation.visit_world import generate_world
 
 EVALUATION_CUTOFF = "2024-12-01"
 SCORED_AT = "2025-01-01"

@@ -211,7 +211,7 @@ def generate(
     ] = False,
 ) -> None:
     """Write a synthetic ecosystem's sources in their native forms (see SOURCES.md)."""
-    from ingestion.synthetic import generate as generate_ecosystem
+    from simulation.ecosystem import generate as generate_ecosystem
 
     settings = get_settings()
     target = out or settings.source_dir
@@ -256,7 +256,7 @@ def webhooks_replay(
     concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 8,
 ) -> None:
     """Post recorded webhook requests (e.g. the generator's) to a receiver."""
-    from ingestion.messenger import replay
+    from simulation.webhook_replay import replay
 
     settings = get_settings()
     url = base_url or f"http://{settings.webhook_host}:{settings.webhook_port}"

@@ -32,8 +32,8 @@ QUIET_LOGGERS = {"console": {"config": {"log_level": "WARNING"}}}
 
 def prepare_sources(settings: Settings, customers: int, seed: int, console: Console) -> dict:
     """The generated ecosystem in the source directory, reused when it matches."""
-    from ingestion.synthetic import WebhookSecrets, generate
-    from ingestion.synthetic.generator import GENERATOR_VERSION
+    from simulation.ecosystem import WebhookSecrets, generate
+    from simulation.ecosystem.generator import GENERATOR_VERSION
 
     manifest_path = settings.source_dir / "manifest.json"
     if manifest_path.exists():
@@ -60,7 +60,7 @@ def prepare_sources(settings: Settings, customers: int, seed: int, console: Cons
 
 def replay_webhooks(settings: Settings, console: Console) -> dict[str, int]:
     """Run the receiver in its own process, replay the recorded webhooks, stop it."""
-    from ingestion.messenger import replay
+    from simulation.webhook_replay import replay
 
     receiver = subprocess.Popen(
         [sys.executable, "-m", "ingestion.messenger", "--host", "127.0.0.1", "--port", "0"],
@@ -153,7 +153,7 @@ def print_segments(client: warehouse.Client, console: Console) -> None:
 
 
 def run_demo(settings: Settings, console: Console, *, customers: int, seed: int = 7) -> None:
-    from ingestion.crm.standin import serve_in_background
+    from simulation.crm_api import serve_in_background
 
     started = time.perf_counter()
     console.rule("[bold]Revisit demo")

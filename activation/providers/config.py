@@ -1,6 +1,6 @@
 """Provider settings for delivery: endpoints, tokens, rate limits, retry and lease policy.
 
-Defaults point at the local stand-ins (`activation.standins`, 127.0.0.1:8791–8794) so a
+Defaults point at the local stand-ins (`simulation.providers`, 127.0.0.1:8791–8794) so a
 fresh checkout never contacts a real provider; production sets the `REVISIT_` variables.
 `ProvidersConfig.from_settings(settings)` copies every field that `Settings` has under the
 same name (e.g. `Settings.whatsapp_base_url` ← `REVISIT_WHATSAPP_BASE_URL`), so adding a

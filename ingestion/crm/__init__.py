@@ -1,9 +1,8 @@
-"""CRM connectors: REST API (incremental, cursor-based), file drops, the stand-in server.
+"""CRM connectors: REST API (incremental, cursor-based), file drops.
 
 Public entry points (no Dagster here; `orchestration` wires them):
 - `sync_crm_api(client, settings, base_url=None, token=None, ...) -> list[LoadResult]`
 - `load_crm_exports(client, exports_dir, ...) -> (list[LoadResult], list[FileError])`
-- `ingestion.crm.standin.serve_in_background(src_dir, token=...)` for tests and the demo.
 """
 
 from ingestion.crm.api import CrmApiClient, sync_crm_api

@@ -1,9 +1,8 @@
-"""Messenger webhooks: receiver (ASGI + uvicorn), durable spool, spool loader, replay.
+"""Messenger webhooks: receiver (ASGI + uvicorn), durable spool, spool loader.
 
 - `create_app(settings_or_config)` / `serve(settings)` — the receiver (`receiver.py`);
 - `Spool`, `recover_open_segments` — the append-only, group-committed spool (`spool.py`);
-- `load_spool(client, spool_dir)` — closed segments → ``raw.messenger_events`` (`loader.py`);
-- `replay(requests_file, base_url)` — post recorded webhook requests (`replayer.py`).
+- `load_spool(client, spool_dir)` — closed segments → ``raw.messenger_events`` (`loader.py`).
 
 Names are imported lazily so the receiver process does not load pandas or the warehouse.
 """
@@ -26,8 +25,6 @@ _EXPORTS = {
     "load_spool": "loader",
     "parse_segment": "loader",
     "record_events": "events",
-    "ReplayResult": "replayer",
-    "replay": "replayer",
     "hmac_signature": "signing",
     "signed_headers": "signing",
 }

@@ -8,7 +8,7 @@ import sys
 from activation.delivery import deliver
 from activation.outbox import Outbox
 from activation.providers import ProvidersConfig
-from activation.standins import delivered_lookup
+from simulation.providers import delivered_lookup
 
 
 def main() -> None:

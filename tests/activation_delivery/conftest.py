@@ -13,7 +13,7 @@ import pytest
 from activation.contracts import Channel, PlannedAccrual, PlannedMessage, idempotency_key
 from activation.outbox import Outbox
 from activation.providers import ProvidersConfig
-from activation.standins import StandinCluster, run_standins
+from simulation.providers import StandinCluster, run_standins
 
 NOW = datetime.now(UTC)
 

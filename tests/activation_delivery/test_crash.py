@@ -12,8 +12,8 @@ from pathlib import Path
 
 from activation.delivery import deliver
 from activation.outbox import Outbox
-from activation.standins import StandinCluster, delivered_lookup
 from revisit.settings import PROJECT_ROOT
+from simulation.providers import StandinCluster, delivered_lookup
 
 from .conftest import all_effects, fast_config, mixed_plans
 

@@ -11,7 +11,7 @@ import pytest
 from activation.contracts import Channel
 from activation.delivery import deliver
 from activation.outbox import Outbox
-from activation.standins import StandinCluster, delivered_lookup
+from simulation.providers import StandinCluster, delivered_lookup
 
 from .conftest import accrual, all_effects, fast_config, message, mixed_plans
 

@@ -12,8 +12,8 @@ from activation.activation_log import log_to_warehouse
 from activation.delivery import deliver
 from activation.outbox import Outbox
 from activation.reconcile import reconcile_accruals
-from activation.standins import StandinCluster
 from revisit.settings import Settings
+from simulation.providers import StandinCluster
 
 from .conftest import NOW, accrual, fast_config, message
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from activation.standins import TOKENS, StandinCluster
+from simulation.providers import TOKENS, StandinCluster
 
 
 def test_provider_answers_follow_their_contracts_and_are_recorded(

@@ -10,8 +10,8 @@ from crmdata import APPOINTMENTS, appointment, write_jsonl
 
 from ingestion.crm import CursorStore, sync_crm_api
 from ingestion.crm.api import CrmApiClient, CrmApiError
-from ingestion.crm.standin import Faults, serve_in_background
 from ingestion.identity import customer_id
+from simulation.crm_api import Faults, serve_in_background
 
 
 def count(client, table: str) -> int:

@@ -276,7 +276,7 @@ def test_export_segments_for_marketers(pipeline: tuple[Settings, dict], tmp_path
 def test_live_accruals_reach_the_ledger_exactly_once(pipeline: tuple[Settings, dict]) -> None:
     """cashback_accruals + deliveries, live, twice, against the ledger stand-in: one
     effect per ledger accrual entry, and the reconciliation check passes."""
-    from activation.standins import TOKENS, run_standins
+    from simulation.providers import TOKENS, run_standins
 
     settings, _ = pipeline
     config = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ingestion.messenger.replayer import replay
 from ingestion.messenger.signing import signed_headers
 from ingestion.messenger.spool import SpoolRecord, read_segment
+from simulation.webhook_replay import replay
 from tests.messenger.conftest import SECRETS, RunningReceiver, body_bytes, sms_report
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import warehouse
-from ml.synthetic import SyntheticWorld, generate_world
 from ml.train import TrainConfig, TrainingRun, train_and_evaluate
+from simulation.visit_world import SyntheticWorld, generate_world
 
 EVALUATION_CUTOFF = "2024-12-01"
 

@@ -10,7 +10,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from ml.cli import app
-from ml.synthetic import generate_world
+from simulation.visit_world import generate_world
 
 runner = CliRunner()
 # One OpenMP thread: on the shared test machine two threads are slower, not faster.

@@ -12,7 +12,7 @@ import pytest
 import warehouse
 from ml.contract import create_input_tables
 from ml.features import BGNBD_COLUMNS, FEATURES, SLOT_COLUMNS, add_rfm_scores, build_features
-from ml.synthetic import generate_world
+from simulation.visit_world import generate_world
 
 C = pd.Timestamp("2024-06-01", tz="UTC")
 

@@ -11,8 +11,8 @@ import pandas as pd
 import warehouse
 from ingestion.messages import load_message_sends
 from ingestion.partners import load_offers, load_partner_feeds
-from ingestion.synthetic import generate
 from revisit.settings import Settings
+from simulation.ecosystem import generate
 
 FIELDS = {"phone_e164": "phone", "amount": "amount", "occurred_at": "occurred_at"}
 

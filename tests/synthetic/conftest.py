@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ingestion.synthetic import SCALES, generate
+from simulation.ecosystem import SCALES, generate
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ingestion.synthetic import SCALES, WebhookSecrets, generate
+from simulation.ecosystem import SCALES, WebhookSecrets, generate
 
 Gen = tuple[Path, dict[str, Any]]
 
@@ -59,7 +59,7 @@ def test_child_process_failure_is_raised(tmp_path: Path, monkeypatch: pytest.Mon
     def broken(*args: Any, **kwargs: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("ingestion.synthetic.generator.messaging.write_messages", broken)
+    monkeypatch.setattr("simulation.ecosystem.generator.messaging.write_messages", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         generate(tmp_path / "s", customers=300, seed=3, processes=2)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingestion.synthetic import _lines
-from ingestion.synthetic.common import local_to_utc
+from simulation.ecosystem import _lines
+from simulation.ecosystem.common import local_to_utc
 
 
 def test_local_to_utc_matches_pandas_across_dst_changes() -> None:

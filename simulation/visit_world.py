@@ -1,7 +1,7 @@
 """A self-contained synthetic visit world with a known true revisit probability.
 
 Used by the ML tests and `benchmarks/bench_ml.py` when the full synthetic ecosystem
-(`ingestion.synthetic`) is not at hand. It writes the ML input tables directly
+(`simulation.ecosystem`) is not at hand. It writes the ML input tables directly
 (`ml.contract.INPUT_TABLES`), so it exercises the one feature implementation.
 
 The world, per customer (one business each):

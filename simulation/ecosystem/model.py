@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ingestion.synthetic.world import KIND_NAMES, KINDS
+from simulation.ecosystem.world import KIND_NAMES, KINDS
 
 HISTORY_DAYS = 540
 FUTURE_DAYS = 30

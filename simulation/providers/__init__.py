@@ -5,7 +5,7 @@
         cluster.admin("whatsapp").set_faults(script=["429"])
         cluster.admin("ledger").effects()                 # {idempotency_key: effects}
 
-`run_standins_process()` does the same in a child process (`python -m activation.standins`),
+`run_standins_process()` does the same in a child process (`python -m simulation.providers`),
 so the stand-ins get their own core and interpreter (benchmarks) and survive a test killing
 the delivery process.
 """
@@ -30,7 +30,7 @@ import httpx
 import uvicorn
 
 from activation.providers.config import ProvidersConfig
-from activation.standins.apps import APP_FACTORIES, Faults, StandinState
+from simulation.providers.apps import APP_FACTORIES, Faults, StandinState
 
 __all__ = [
     "APP_FACTORIES",
@@ -200,8 +200,8 @@ def run_standins(
 def run_standins_process(
     providers: Iterable[str] = PROVIDERS, *, jsonl_dir: Path | str | None = None
 ) -> Iterator[StandinCluster]:
-    """Serve the stand-ins in a child process (`python -m activation.standins`)."""
-    args = [sys.executable, "-m", "activation.standins", "--providers", ",".join(providers)]
+    """Serve the stand-ins in a child process (`python -m simulation.providers`)."""
+    args = [sys.executable, "-m", "simulation.providers", "--providers", ",".join(providers)]
     if jsonl_dir:
         args += ["--jsonl-dir", str(jsonl_dir)]
     root = Path(__file__).resolve().parents[2]

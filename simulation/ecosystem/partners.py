@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from ingestion.synthetic.common import money_str, write_json_lines
-from ingestion.synthetic.model import HISTORY_DAYS
+from simulation.ecosystem.common import money_str, write_json_lines
+from simulation.ecosystem.model import HISTORY_DAYS
 
 PARTNERS = (
     {

@@ -4,6 +4,6 @@
 ingestion/SOURCES.md plus `truth/` (never read by ingestion). See `generator.generate`.
 """
 
-from ingestion.synthetic.generator import DEFAULT_AS_OF, SCALES, WebhookSecrets, generate
+from simulation.ecosystem.generator import DEFAULT_AS_OF, SCALES, WebhookSecrets, generate
 
 __all__ = ["DEFAULT_AS_OF", "SCALES", "WebhookSecrets", "generate"]

@@ -19,8 +19,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ingestion.synthetic import _lines, messaging, partners
-from ingestion.synthetic.common import (
+from revisit.settings import Settings
+from simulation.ecosystem import _lines, messaging, partners
+from simulation.ecosystem.common import (
     arrow_json_lines,
     bytes_to_arrow,
     local_to_utc,
@@ -28,7 +29,7 @@ from ingestion.synthetic.common import (
     write_arrow_lines,
     write_json_lines,
 )
-from ingestion.synthetic.model import (
+from simulation.ecosystem.model import (
     EFFECT_DAYS,
     FUTURE_DAYS,
     HISTORY_DAYS,
@@ -43,7 +44,7 @@ from ingestion.synthetic.model import (
     draw_latent,
     plan_partner_offers,
 )
-from ingestion.synthetic.world import (
+from simulation.ecosystem.world import (
     CITIES,
     FIRST,
     INVALID_KINDS,
@@ -57,7 +58,6 @@ from ingestion.synthetic.world import (
     make_persons,
     spell_phones,
 )
-from revisit.settings import Settings
 
 SCALES: dict[str, int] = {"test": 1_000, "demo": 20_000, "bench": 1_000_000}
 DEFAULT_AS_OF = date(2026, 11, 1)
@@ -420,7 +420,7 @@ def generate(
     )
 
     manifest: dict[str, Any] = {
-        "generator": "ingestion.synthetic",
+        "generator": "simulation.ecosystem",
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "scale": next((k for k, v in SCALES.items() if v == customers), "custom"),

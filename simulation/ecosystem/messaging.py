@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ingestion.synthetic import _lines
-from ingestion.synthetic.common import (
+from simulation.ecosystem import _lines
+from simulation.ecosystem.common import (
     local_to_utc,
 )
-from ingestion.synthetic.model import CHANNELS, HISTORY_DAYS, TRIGGERS
+from simulation.ecosystem.model import CHANNELS, HISTORY_DAYS, TRIGGERS
 
 _encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
 WA_PATH, TG_PATH, SMS_PATH = "/webhooks/whatsapp", "/webhooks/telegram", "/webhooks/sms"

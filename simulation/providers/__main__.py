@@ -1,11 +1,11 @@
-"""`python -m activation.standins [--providers whatsapp,telegram,sms,ledger] [--port 8791]`."""
+"""`python -m simulation.providers [--providers whatsapp,telegram,sms,ledger] [--port 8791]`."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from activation.standins import PROVIDERS, serve_forever
+from simulation.providers import PROVIDERS, serve_forever
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """Delivery: claim due outbox rows, send them through the providers, commit the results.
 
-    report = deliver(Outbox(settings.state_dsn), ProvidersConfig.from_settings(settings))
+    report = deliver(Outbox(state_dsn), providers_config)
 
 Pipeline (one event loop): a producer claims batches of `claim_batch` rows just in time
 (each claim committed before any of its rows is sent), `concurrency` workers send them

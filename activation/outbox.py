@@ -221,10 +221,6 @@ class Outbox:
             for index in CLAIM_ORDER.values():
                 conn.execute(CreateIndex(index, if_not_exists=True))
 
-    @classmethod
-    def from_settings(cls, settings: Any) -> Outbox:
-        return cls(settings.state_dsn)
-
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -121,11 +121,13 @@ def build(settings: Settings) -> tuple[float, list[tuple[str, float]], list[str]
     with contextlib.suppress(subprocess.CalledProcessError):  # failures are reported below
         run_dbt(
             ["build", "--full-refresh", "--vars", json.dumps({"as_of_date": AS_OF}), "--quiet"],
-            settings,
+            settings.dbt(),
             capture=True,
         )
     total = time.perf_counter() - started
-    results = json.loads((run_target_path(settings) / "run_results.json").read_text())["results"]
+    results = json.loads((run_target_path(settings.dbt()) / "run_results.json").read_text())[
+        "results"
+    ]
     models = [
         (r["unique_id"].split(".")[-1], round(r["execution_time"], 2))
         for r in results

@@ -1,6 +1,6 @@
 """Webhook receiver throughput and latency with durable (fsynced) spooling.
 
-Each run starts the receiver (`python -m ingestion.messenger`, `--workers` uvicorn worker
+Each run starts the receiver (`python -m revisit.webhook_receiver`, `--workers` uvicorn worker
 processes on one socket, 2 by default: one per core) in a subprocess on 127.0.0.1 with an
 ephemeral port and a fresh data directory,
 then drives it from this process with a small HTTP/1.1 load generator (uvloop, `--connections`
@@ -213,7 +213,7 @@ class Receiver:
         }
         self.spool_root = data_dir / "spool" / "webhooks"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ingestion.messenger", "--host", "127.0.0.1", "--port", "0",
+            [sys.executable, "-m", "revisit.webhook_receiver", "--host", "127.0.0.1", "--port", "0",
              "--workers", str(workers)],
             cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip

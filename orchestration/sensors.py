@@ -74,7 +74,7 @@ def failing_deliveries(context: SensorEvaluationContext) -> SensorResult | SkipR
 
     since = dt.datetime.fromisoformat(context.cursor) if context.cursor else None
     now = dt.datetime.now(dt.UTC)
-    outbox = Outbox.from_settings(get_settings())
+    outbox = Outbox(get_settings().state_dsn)
     try:
         failed = [
             row

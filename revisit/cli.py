@@ -112,7 +112,7 @@ def doctor(
         "data_dir": str(settings.data_dir),
         "warehouse_dsn": warehouse.parse_dsn(settings.warehouse_dsn).display,
         "state_dsn": settings.state_dsn,
-        "dbt_target": settings.dbt_target,
+        "dbt_target": str(settings.dbt().target),
         "warehouse": warehouse_status(settings),
     }
     if as_json:
@@ -138,7 +138,7 @@ def dbt(ctx: typer.Context) -> None:
     with warehouse.connect(settings.warehouse_dsn) as client:
         prepare_raw(client)
     try:
-        run_dbt(ctx.args or ["build"], settings)
+        run_dbt(ctx.args or ["build"], settings.dbt())
     except Exception as ex:
         raise _fail(f"dbt failed: {ex}") from None
 
@@ -154,7 +154,7 @@ def dev(
 
     settings = get_settings()
     home = prepare_dagster_home(settings)
-    ensure_manifest(settings)
+    ensure_manifest(settings.dbt())
     dagster = str(Path(sys.executable).with_name("dagster"))
     args = [dagster, "dev", "-m", "orchestration.definitions", "-h", host, "-p", str(port)]
     console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={home})")
@@ -162,7 +162,7 @@ def dev(
 
 
 def _mount_ml() -> None:
-    from ml.cli import app as ml_app
+    from revisit.ml_commands import app as ml_app
 
     app.add_typer(ml_app, name="ml", help="The revisit model: evaluate, train, score.")
 
@@ -238,15 +238,16 @@ def webhooks_serve(
     """Receive WhatsApp, Telegram and SMS webhooks into the durable spool."""
     from ingestion.messenger import serve
 
-    settings = get_settings()
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    config = get_settings().receiver(**overrides)
 
     def ready(bound_port: int) -> None:
         console.print(
-            f"receiving webhooks on http://{host or settings.webhook_host}:{bound_port}"
-            f"/webhooks/{{whatsapp,telegram,sms}} → {settings.spool_dir / 'webhooks'}"
+            f"receiving webhooks on http://{config.host}:{bound_port}"
+            f"/webhooks/{{whatsapp,telegram,sms}} → {config.spool_root}"
         )
 
-    serve(settings, host=host, port=port, workers=workers, on_ready=ready)
+    serve(config, workers=workers, on_ready=ready)
 
 
 @webhooks_app.command("replay")

@@ -63,7 +63,7 @@ def replay_webhooks(settings: Settings, console: Console) -> dict[str, int]:
     from simulation.webhook_replay import replay
 
     receiver = subprocess.Popen(
-        [sys.executable, "-m", "ingestion.messenger", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "revisit.webhook_receiver", "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -1,6 +1,18 @@
-"""Settings: the one place that reads the environment.
+"""Settings: the one place that reads the environment, and composes each library's config.
 
-Every variable has the prefix `REVISIT_`:
+Every variable has the prefix `REVISIT_`. Libraries never read the environment (nor
+import this module): each owns a small config model for what it needs, and the front
+doors (the `revisit` CLI, the demo, the Dagster code location) build those models here
+and hand them down:
+
+- `Settings.dbt()` → `warehouse.config.DbtConfig`;
+- `Settings.crm_api()` → `ingestion.crm.CrmApiConfig`;
+- `Settings.receiver()` → `ingestion.messenger.receiver.ReceiverConfig`;
+- `Settings.providers()` → `activation.providers.config.ProvidersConfig` (its fields are
+  settings too: `Settings` extends that model, so `REVISIT_WHATSAPP_BASE_URL` sets
+  `whatsapp_base_url`, and so on; they are declared once, there).
+
+Main variables:
 
 - `REVISIT_DATA_DIR` — runtime data (warehouse, landing, exports, models, state,
   Dagster home); default `.data/` in the project root.
@@ -15,25 +27,27 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from activation.providers.config import ProvidersConfig
+from ingestion.config import CrmApiConfig, ReceiverConfig
+from warehouse.config import PROJECT_ROOT, DbtConfig
 
 
-class Settings(BaseSettings):
+class Settings(ProvidersConfig, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REVISIT_", extra="ignore")
 
     data_dir: Path = Field(default=PROJECT_ROOT / ".data")
     warehouse_dsn: str = ""
     state_dsn: str = ""
-    dbt_target: str = Field(
-        default="",
-        description="dbt target; empty picks `embedded` or `server` from the warehouse DSN.",
+    dbt_target: Literal["embedded", "server"] | None = Field(
+        default=None, description="dbt target; unset picks `embedded` or `server` from the DSN."
     )
 
-    # Secrets of the messenger webhooks and partner APIs. The defaults only suit the
+    # Secrets of the messenger webhooks and the CRM API. The defaults only suit the
     # local demo and tests (stand-in servers on 127.0.0.1); set real ones in production.
     whatsapp_app_secret: SecretStr = SecretStr("dev-whatsapp-app-secret")
     whatsapp_verify_token: SecretStr = SecretStr("dev-whatsapp-verify-token")
@@ -44,24 +58,6 @@ class Settings(BaseSettings):
     crm_api_url: str = "http://127.0.0.1:8765"
     crm_api_token: SecretStr = SecretStr("dev-crm-token")
 
-    # Providers of activation. The defaults are the local stand-ins (activation/standins),
-    # never a real provider: production sets every URL and token.
-    whatsapp_base_url: str = "http://127.0.0.1:8791"
-    whatsapp_api_version: str = "v21.0"
-    whatsapp_phone_number_id: str = "106540352242922"
-    whatsapp_token: SecretStr = SecretStr("dev-whatsapp-token")
-    whatsapp_rate_per_s: float | None = 80.0
-    telegram_base_url: str = "http://127.0.0.1:8792"
-    telegram_bot_token: SecretStr = SecretStr("123456:dev-telegram-bot-token")
-    telegram_rate_per_s: float | None = 30.0
-    sms_base_url: str = "http://127.0.0.1:8793"
-    sms_token: SecretStr = SecretStr("dev-sms-token")
-    sms_sender: str = "Revisit"
-    sms_rate_per_s: float | None = 50.0
-    ledger_base_url: str = "http://127.0.0.1:8794"
-    ledger_token: SecretStr = SecretStr("dev-ledger-token")
-    ledger_rate_per_s: float | None = 100.0
-
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
@@ -69,10 +65,40 @@ class Settings(BaseSettings):
             self.warehouse_dsn = f"chdb://{self.data_dir / 'warehouse'}"
         if not self.state_dsn:
             self.state_dsn = f"sqlite:///{self.data_dir / 'state' / 'revisit.db'}"
-        if not self.dbt_target:
-            self.dbt_target = "embedded" if self.warehouse_dsn.startswith("chdb:") else "server"
         return self
 
+    # -- the libraries' configs ---------------------------------------------------------------
+    def dbt(self) -> DbtConfig:
+        return DbtConfig(
+            warehouse_dsn=self.warehouse_dsn,
+            target=self.dbt_target,
+            artifacts_dir=self.data_dir / "dbt",
+        )
+
+    def crm_api(self, base_url: str | None = None) -> CrmApiConfig:
+        return CrmApiConfig(
+            base_url=base_url or self.crm_api_url,
+            token=self.crm_api_token.get_secret_value(),
+            cursor_store_dsn=self.state_dsn,
+        )
+
+    def receiver(self, **overrides: Any) -> ReceiverConfig:
+        values: dict[str, Any] = {
+            "spool_root": self.spool_dir / "webhooks",
+            "whatsapp_app_secret": self.whatsapp_app_secret.get_secret_value(),
+            "whatsapp_verify_token": self.whatsapp_verify_token.get_secret_value(),
+            "telegram_secret_token": self.telegram_secret_token.get_secret_value(),
+            "sms_webhook_secret": self.sms_webhook_secret.get_secret_value(),
+            "host": self.webhook_host,
+            "port": self.webhook_port,
+        }
+        return ReceiverConfig(**{**values, **overrides})
+
+    def providers(self, **overrides: Any) -> ProvidersConfig:
+        fields = self.model_dump(include=set(ProvidersConfig.model_fields))
+        return ProvidersConfig(**{**fields, **overrides})
+
+    # -- where things live under the data directory ------------------------------------------
     @cached_property
     def dagster_home(self) -> Path:
         return self.data_dir / "dagster"
@@ -99,12 +125,8 @@ class Settings(BaseSettings):
         return self.data_dir / "spool"
 
     @property
-    def dbt_project_dir(self) -> Path:
+    def project_dir(self) -> Path:
         return PROJECT_ROOT
-
-    @property
-    def dbt_profiles_dir(self) -> Path:
-        return PROJECT_ROOT / "dbt_project"
 
 
 def get_settings() -> Settings:

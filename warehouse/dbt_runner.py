@@ -16,22 +16,22 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from revisit.settings import Settings
 from warehouse.client import parse_dsn
+from warehouse.config import DbtConfig
 
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 
 
-def dbt_env(settings: Settings) -> dict[str, str]:
+def dbt_env(config: DbtConfig) -> dict[str, str]:
     """The `REVISIT_DBT_*` variables the profile reads, for the configured warehouse."""
-    warehouse = parse_dsn(settings.warehouse_dsn)
+    warehouse = parse_dsn(config.warehouse_dsn)
     env = {
-        "REVISIT_DBT_TARGET": settings.dbt_target,
+        "REVISIT_DBT_TARGET": str(config.target),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DBT_LOG_PATH": str(settings.data_dir / "logs" / "dbt"),
+        "DBT_LOG_PATH": str(config.artifacts_dir / "logs"),
         # Run artefacts stay with the data directory they describe, so several data
         # directories (tests, benchmarks) can run dbt side by side.
-        "DBT_TARGET_PATH": str(run_target_path(settings)),
+        "DBT_TARGET_PATH": str(run_target_path(config)),
         # A partial build runs only the tests whose every parent it builds: a
         # relationship test to a mart that was not built yet must not fail it.
         "DBT_INDIRECT_SELECTION": "cautious",
@@ -50,13 +50,13 @@ def dbt_env(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def dbt_environment(settings: Settings) -> Iterator[None]:
+def dbt_environment(config: DbtConfig) -> Iterator[None]:
     """Export the profile's variables for the duration of a block.
 
     Needed where a library (dagster-dbt) builds the dbt subprocess's environment
     from this process's.
     """
-    extra = dbt_env(settings)
+    extra = dbt_env(config)
     saved = {key: os.environ.get(key) for key in extra}
     os.environ.update(extra)
     try:
@@ -69,20 +69,20 @@ def dbt_environment(settings: Settings) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def dbt_command(args: Sequence[str], settings: Settings) -> list[str]:
+def dbt_command(args: Sequence[str], config: DbtConfig) -> list[str]:
     return [
         DBT_EXECUTABLE,
         *args,
         "--project-dir",
-        str(settings.dbt_project_dir),
+        str(config.project_dir),
         "--profiles-dir",
-        str(settings.dbt_profiles_dir),
+        str(config.profiles_dir),
     ]
 
 
 def run_dbt(
     args: Sequence[str],
-    settings: Settings,
+    config: DbtConfig,
     *,
     capture: bool = False,
     target: Path | None = None,
@@ -92,42 +92,42 @@ def run_dbt(
     Artefacts (run_results.json, compiled SQL) go to `target`, by default the data
     directory's `dbt/target`.
     """
-    env = {**os.environ, **dbt_env(settings)}
+    env = {**os.environ, **dbt_env(config)}
     if target is not None:
         env["DBT_TARGET_PATH"] = str(target)
     return subprocess.run(
-        dbt_command(args, settings),
+        dbt_command(args, config),
         env=env,
-        cwd=settings.dbt_project_dir,
+        cwd=config.project_dir,
         check=True,
         text=True,
         capture_output=capture,
     )
 
 
-def target_path(settings: Settings) -> Path:
+def target_path(config: DbtConfig) -> Path:
     """The project's target folder: where the parsed manifest for Dagster lives."""
-    return settings.dbt_project_dir / "dbt_project" / "target"
+    return config.profiles_dir / "target"
 
 
-def run_target_path(settings: Settings) -> Path:
+def run_target_path(config: DbtConfig) -> Path:
     """Where runs on this data directory write their artefacts."""
-    return settings.data_dir / "dbt" / "target"
+    return config.artifacts_dir / "target"
 
 
-def manifest_path(settings: Settings) -> Path:
-    return target_path(settings) / "manifest.json"
+def manifest_path(config: DbtConfig) -> Path:
+    return target_path(config) / "manifest.json"
 
 
-def ensure_manifest(settings: Settings) -> Path:
+def ensure_manifest(config: DbtConfig) -> Path:
     """`dbt parse` when the manifest is missing or older than any project file.
 
     `@dbt_assets` needs the manifest at import time; parsing does not open the warehouse.
     """
-    manifest = manifest_path(settings)
-    sources = [settings.dbt_project_dir / "dbt_project.yml"]
+    manifest = manifest_path(config)
+    sources = [config.project_dir / "dbt_project.yml"]
     for folder in ("models", "macros", "seeds", "tests"):
-        sources.extend((settings.dbt_project_dir / "dbt_project" / folder).rglob("*"))
+        sources.extend((config.profiles_dir / folder).rglob("*"))
     newest = max((p.stat().st_mtime for p in sources if p.is_file()), default=0.0)
     manifest.parent.mkdir(parents=True, exist_ok=True)
     # Processes that load the code location at once (test workers, dagster dev's
@@ -135,5 +135,5 @@ def ensure_manifest(settings: Settings) -> Path:
     with open(manifest.parent / ".parse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not manifest.exists() or manifest.stat().st_mtime < newest:
-            run_dbt(["parse", "--quiet"], settings, capture=True, target=target_path(settings))
+            run_dbt(["parse", "--quiet"], config, capture=True, target=target_path(config))
     return manifest

@@ -1,15 +1,13 @@
 """Provider settings for delivery: endpoints, tokens, rate limits, retry and lease policy.
 
-Defaults point at the local stand-ins (`simulation.providers`, 127.0.0.1:8791–8794) so a
-fresh checkout never contacts a real provider; production sets the `REVISIT_` variables.
-`ProvidersConfig.from_settings(settings)` copies every field that `Settings` has under the
-same name (e.g. `Settings.whatsapp_base_url` ← `REVISIT_WHATSAPP_BASE_URL`), so adding a
-field to Settings is all the wiring needed.
+Defaults point at 127.0.0.1:8791–8794 (where `simulation.providers` serves its stand-ins)
+so a fresh checkout never contacts a real provider. This package never reads the
+environment: `revisit.settings.Settings` extends this model, so every field here is also
+the setting `REVISIT_<FIELD>` (e.g. `REVISIT_WHATSAPP_BASE_URL`), and
+`Settings.providers()` hands delivery this model.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -58,17 +56,6 @@ class ProvidersConfig(BaseModel):
     rate_burst: int = Field(
         default=2, ge=1, description="limiter bucket: 2 absorbs late wake-ups (1 runs ~7% slow)"
     )
-
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> ProvidersConfig:
-        """Fields present on `settings` under the same name, then `overrides`, then defaults."""
-        values = {
-            name: getattr(settings, name)
-            for name in cls.model_fields
-            if getattr(settings, name, None) is not None
-        }
-        values.update(overrides)
-        return cls(**values)
 
     def without_rate_limits(self) -> ProvidersConfig:
         """The same config with every provider rate limit off (benchmarks, bulk tests)."""

@@ -29,9 +29,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from ingestion.config import CrmApiConfig
 from ingestion.crm.cursors import CursorStore
 from ingestion.crm.mapping import ENTITIES, FieldMap, load_field_map, prepare
-from revisit.settings import Settings
 from warehouse.load import LoadResult, load_batch, prepare_raw
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -210,9 +210,7 @@ def sync_entity(
 
 def sync_crm_api(
     client: Client,
-    settings: Settings,
-    base_url: str | None = None,
-    token: str | None = None,
+    config: CrmApiConfig,
     *,
     entities: tuple[str, ...] = ENTITIES,
     field_map: FieldMap | None = None,
@@ -221,16 +219,15 @@ def sync_crm_api(
     transport: httpx.BaseTransport | None = None,
 ) -> list[LoadResult]:
     """Incremental sync of the CRM API into raw.crm_* (businesses first: their country
-    is the default region of customers' phones). Defaults: `settings.crm_api_url`,
-    `settings.crm_api_token`, the shipped field map. Cursors live in
-    `settings.state_dsn` under (`source`, entity)."""
+    is the default region of customers' phones), with the shipped field map unless another
+    is given. Cursors live in the config's state store under (`source`, entity)."""
     field_map = field_map or load_field_map()
     prepare_raw(client)
     ordered = [e for e in ENTITIES if e in entities] + [e for e in entities if e not in ENTITIES]
-    cursors = CursorStore(settings.state_dsn)
+    cursors = CursorStore(config.cursor_store_dsn)
     api = CrmApiClient(
-        base_url or settings.crm_api_url,
-        token or settings.crm_api_token.get_secret_value(),
+        config.base_url,
+        config.token,
         path=field_map.api_path,
         transport=transport,
     )

@@ -1,6 +1,7 @@
 """Messenger webhooks: receiver (ASGI + uvicorn), durable spool, spool loader.
 
-- `create_app(settings_or_config)` / `serve(settings)` — the receiver (`receiver.py`);
+- `create_app(config)` / `serve(config)` — the receiver (`receiver.py`), configured by
+  `ingestion.config.ReceiverConfig`;
 - `Spool`, `recover_open_segments` — the append-only, group-committed spool (`spool.py`);
 - `load_spool(client, spool_dir)` — closed segments → ``raw.messenger_events`` (`loader.py`).
 
@@ -13,11 +14,10 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ReceiverConfig": "receiver",
+    "ReceiverConfig": "receiver",  # defined in ingestion.config
     "WebhookApp": "receiver",
     "create_app": "receiver",
     "serve": "receiver",
-    "webhook_spool_root": "receiver",
     "Spool": "spool",
     "closed_segments": "spool",
     "recover_open_segments": "spool",

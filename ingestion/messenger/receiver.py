@@ -23,7 +23,6 @@ path only authenticates, checks the body is JSON, and appends.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hmac
 import json
@@ -33,14 +32,12 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from ingestion.config import ReceiverConfig
 from ingestion.messenger.signing import signature_matches
-from ingestion.messenger.spool import DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES, Spool
-from revisit.settings import Settings, get_settings
+from ingestion.messenger.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -61,42 +58,6 @@ AUTH_HEADERS = {
     "sms": b"x-signature",
     "telegram": b"x-telegram-bot-api-secret-token",
 }
-
-
-def webhook_spool_root(settings: Settings) -> Path:
-    """Where the webhook spool lives: ``settings.spool_dir / "webhooks"``."""
-    return settings.spool_dir / "webhooks"
-
-
-@dataclass(frozen=True)
-class ReceiverConfig:
-    """Everything the receiver needs; `from_settings` is the production path."""
-
-    spool_root: Path
-    whatsapp_app_secret: str
-    whatsapp_verify_token: str
-    telegram_secret_token: str
-    sms_webhook_secret: str
-    max_body_bytes: int = 1024 * 1024
-    segment_max_bytes: int = DEFAULT_MAX_BYTES
-    segment_max_age_s: float = DEFAULT_MAX_AGE_S
-    # The spool's writer thread needs the GIL back when its fsync returns; while the event
-    # loop is busy, CPython hands it over only every switch interval (5 ms by default),
-    # which would lengthen every group commit. Set for the worker process at start (None:
-    # leave the interpreter's setting).
-    gil_switch_interval_s: float | None = 0.0005
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> ReceiverConfig:
-        values: dict[str, Any] = {
-            "spool_root": webhook_spool_root(settings),
-            "whatsapp_app_secret": settings.whatsapp_app_secret.get_secret_value(),
-            "whatsapp_verify_token": settings.whatsapp_verify_token.get_secret_value(),
-            "telegram_secret_token": settings.telegram_secret_token.get_secret_value(),
-            "sms_webhook_secret": settings.sms_webhook_secret.get_secret_value(),
-        }
-        values.update(overrides)
-        return cls(**values)
 
 
 def _plain(
@@ -291,11 +252,9 @@ class WebhookApp:
         return 200
 
 
-def create_app(settings_or_config: Settings | ReceiverConfig) -> WebhookApp:
-    """The ASGI app for `Settings` (production) or a `ReceiverConfig` (tests, tools)."""
-    if isinstance(settings_or_config, Settings):
-        settings_or_config = ReceiverConfig.from_settings(settings_or_config)
-    return WebhookApp(settings_or_config)
+def create_app(config: ReceiverConfig) -> WebhookApp:
+    """The receiver's ASGI app."""
+    return WebhookApp(config)
 
 
 def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -330,15 +289,12 @@ def uvicorn_config(app: WebhookApp, *, workers: int = 1, log_level: str = "warni
 
 
 def serve(
-    settings: Settings,
+    config: ReceiverConfig,
     *,
-    host: str | None = None,
-    port: int | None = None,
     workers: int = 1,
-    config: ReceiverConfig | None = None,
     on_ready: Callable[[int], None] | None = None,
 ) -> None:
-    """Run the receiver until SIGINT/SIGTERM (blocking), on settings.webhook_host/port.
+    """Run the receiver until SIGINT/SIGTERM (blocking), on `config.host`/`config.port`.
 
     `workers` > 1 starts that many processes on one shared socket; each keeps its own spool
     segments. `on_ready(port)` is called once the socket listens (port 0 → ephemeral).
@@ -347,10 +303,8 @@ def serve(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    app = WebhookApp(config or ReceiverConfig.from_settings(settings))
-    sock = bind_socket(
-        host or settings.webhook_host, settings.webhook_port if port is None else port
-    )
+    app = WebhookApp(config)
+    sock = bind_socket(config.host, config.port)
     if on_ready is not None:
         on_ready(sock.getsockname()[1])
     uv_config = uvicorn_config(app, workers=workers)
@@ -358,21 +312,3 @@ def serve(
         Multiprocess(uv_config, sockets=[sock]).run()
     else:
         uvicorn.Server(uv_config).run(sockets=[sock])
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m ingestion.messenger [--host H] [--port P] [--workers N]``.
-
-    Prints ``LISTENING <port>`` once the socket listens (the benchmark reads it).
-    """
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--host", default=None)
-    parser.add_argument("--port", type=int, default=None)
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args(argv)
-
-    def ready(port: int) -> None:
-        print(f"LISTENING {port}", flush=True)
-
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    serve(get_settings(), host=args.host, port=args.port, workers=args.workers, on_ready=ready)

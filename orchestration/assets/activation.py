@@ -90,7 +90,7 @@ def _plan_into_outbox(selected: list, now: dt.datetime, warehouse: WarehouseReso
     from activation.outbox import Outbox
     from activation.planner import plan
 
-    outbox = Outbox.from_settings(SETTINGS)
+    outbox = Outbox(SETTINGS.state_dsn)
     try:
         with warehouse.get_client() as client:
             result = plan(client, selected, now=now)
@@ -168,7 +168,7 @@ def cashback_accruals(
         planned = plan_accruals(client)
     metadata: dict[str, Any] = {"dry_run": config.dry_run, "accruals": len(planned)}
     if not config.dry_run:
-        outbox = Outbox.from_settings(SETTINGS)
+        outbox = Outbox(SETTINGS.state_dsn)
         try:
             enqueued = outbox.enqueue(list(iter_accruals(planned)))
         finally:
@@ -195,10 +195,9 @@ def deliveries(
     from activation.activation_log import log_to_warehouse
     from activation.delivery import deliver, messenger_events_lookup
     from activation.outbox import Outbox
-    from activation.providers.config import ProvidersConfig
     from activation.reconcile import reconcile_accruals
 
-    outbox = Outbox.from_settings(SETTINGS)
+    outbox = Outbox(SETTINGS.state_dsn)
     try:
         with warehouse.get_client() as client:
             if config.dry_run:
@@ -210,7 +209,7 @@ def deliveries(
                 failures: dict[str, int] = {}
             else:
                 report = deliver(
-                    outbox, ProvidersConfig.from_settings(SETTINGS),
+                    outbox, SETTINGS.providers(),
                     already_delivered=messenger_events_lookup(client),
                 )  # fmt: skip
                 record_opt_outs(client, report.opt_outs)

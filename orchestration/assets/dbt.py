@@ -12,12 +12,13 @@ from revisit.settings import get_settings
 from warehouse.dbt_runner import DBT_EXECUTABLE, dbt_environment, ensure_manifest, target_path
 
 SETTINGS = get_settings()
+DBT = SETTINGS.dbt()
 
 DBT_PROJECT = DbtProject(
-    project_dir=SETTINGS.dbt_project_dir,
-    profiles_dir=SETTINGS.dbt_profiles_dir,
-    target_path=target_path(SETTINGS),
-    target=SETTINGS.dbt_target,
+    project_dir=DBT.project_dir,
+    profiles_dir=DBT.profiles_dir,
+    target_path=target_path(DBT),
+    target=DBT.target,
 )
 
 
@@ -41,8 +42,8 @@ class RevisitTranslator(DagsterDbtTranslator):
 def dbt_resource() -> DbtCliResource:
     return DbtCliResource(
         project_dir=DBT_PROJECT,
-        profiles_dir=str(SETTINGS.dbt_profiles_dir),
-        target=SETTINGS.dbt_target,
+        profiles_dir=str(DBT.profiles_dir),
+        target=DBT.target,
         dbt_executable=DBT_EXECUTABLE,
     )
 
@@ -53,7 +54,7 @@ class DbtBuildConfig(Config):
 
 
 @dbt_assets(
-    manifest=ensure_manifest(SETTINGS),
+    manifest=ensure_manifest(DBT),
     project=DBT_PROJECT,
     dagster_dbt_translator=RevisitTranslator(),
 )
@@ -66,7 +67,7 @@ def dbt_models(
     """`dbt build` of the selected models: models, seeds and their tests."""
     with warehouse.get_client():
         pass  # creates the raw tables the sources point at; closed before dbt opens it
-    with dbt_environment(SETTINGS):
+    with dbt_environment(DBT):
         args = ["build"]
         if config.as_of_date:
             args += ["--vars", json.dumps({"as_of_date": config.as_of_date})]

@@ -168,7 +168,7 @@ def crm(context: AssetExecutionContext, config: CrmConfig, warehouse: WarehouseR
 
     exports = SETTINGS.source_dir / "crm" / "exports"
     with warehouse.get_client() as client:
-        results = sync_crm_api(client, SETTINGS, base_url=config.api_url or None)
+        results = sync_crm_api(client, SETTINGS.crm_api(config.api_url or None))
         file_results, errors = load_crm_exports(client, exports) if exports.exists() else ([], [])
         results += file_results
         for table in CRM_TABLES:

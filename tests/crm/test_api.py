@@ -8,10 +8,15 @@ import httpx
 import pytest
 from crmdata import APPOINTMENTS, appointment, write_jsonl
 
-from ingestion.crm import CursorStore, sync_crm_api
+from ingestion.crm import CrmApiConfig, CursorStore, sync_crm_api
 from ingestion.crm.api import CrmApiClient, CrmApiError
 from ingestion.identity import customer_id
+from revisit.settings import Settings
 from simulation.crm_api import Faults, serve_in_background
+
+
+def _api(settings: Settings, base_url: str) -> CrmApiConfig:
+    return settings.crm_api(base_url).model_copy(update={"token": "t"})
 
 
 def count(client, table: str) -> int:
@@ -47,7 +52,7 @@ def test_standin_contract(src_dir) -> None:
 
 def test_sync_loads_normalises_and_quarantines(src_dir, settings, client) -> None:
     with serve_in_background(src_dir, token="t") as srv:
-        results = sync_crm_api(client, settings, srv.base_url, "t", limit=10)
+        results = sync_crm_api(client, _api(settings, srv.base_url), limit=10)
     tables = [r.table for r in results]
     # Businesses load before customers (their country is the phone region).
     assert tables.index("crm_businesses") < tables.index("crm_customers")
@@ -86,12 +91,12 @@ def test_sync_loads_normalises_and_quarantines(src_dir, settings, client) -> Non
 
 def test_rerun_fetches_only_changes(src_dir, settings, client) -> None:
     with serve_in_background(src_dir, token="t") as srv:
-        first = sync_crm_api(client, settings, srv.base_url, "t", limit=10)
+        first = sync_crm_api(client, _api(settings, srv.base_url), limit=10)
         assert sum(r.rows_loaded for r in first) > 0
         cursors = CursorStore(settings.state_dsn)
         assert cursors.get("crm", "appointments") == "2024-05-03T10:01:39.000Z"
         cursors.close()
-        second = sync_crm_api(client, settings, srv.base_url, "t", limit=10)
+        second = sync_crm_api(client, _api(settings, srv.base_url), limit=10)
         # Only the boundary page (inclusive updated_since) comes back, and it is skipped.
         assert sum(r.rows_loaded for r in second) == 0
         requests_before = srv.faults.requests
@@ -101,7 +106,7 @@ def test_rerun_fetches_only_changes(src_dir, settings, client) -> None:
         [*APPOINTMENTS, appointment(3, status="cancelled", updated="2024-05-04T08:00:00Z")],
     )
     with serve_in_background(src_dir, token="t") as srv:
-        third = sync_crm_api(client, settings, srv.base_url, "t", entities=("appointments",))
+        third = sync_crm_api(client, _api(settings, srv.base_url), entities=("appointments",))
     loaded = [r for r in third if not r.skipped]
     assert [r.rows_loaded for r in loaded] == [1]
     assert requests_before > 0

@@ -145,7 +145,7 @@ def test_concurrent_burst_all_spooled_and_clean_shutdown_closes(
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_in_a_subprocess_closes_its_segments_on_sigterm(tmp_path: Path, workers: int) -> None:
-    """`python -m ingestion.messenger` (the `serve` path, one or several worker processes on
+    """`python -m revisit.webhook_receiver` (the `serve` path, one or several worker processes on
     one socket): every worker accepts, and SIGTERM closes every worker's segment."""
     env = {
         **os.environ,
@@ -153,7 +153,7 @@ def test_serve_in_a_subprocess_closes_its_segments_on_sigterm(tmp_path: Path, wo
         "REVISIT_SMS_WEBHOOK_SECRET": "sub-secret",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "ingestion.messenger", "--host", "127.0.0.1", "--port", "0",
+        [sys.executable, "-m", "revisit.webhook_receiver", "--host", "127.0.0.1", "--port", "0",
          "--workers", str(workers)],
         cwd=Path(__file__).resolve().parents[2],
         env=env,

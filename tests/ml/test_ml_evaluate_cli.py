@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from ml.cli import app
+from revisit.ml_commands import app
 from simulation.visit_world import generate_world
 
 runner = CliRunner()

@@ -58,7 +58,7 @@ def test_failing_deliveries_are_reported_once(settings: Settings) -> None:
     from orchestration.sensors import failing_deliveries
 
     settings.data_dir.joinpath("state").mkdir(parents=True)
-    outbox = Outbox.from_settings(settings)
+    outbox = Outbox(settings.state_dsn)
     now = datetime.now(UTC)
     outbox.enqueue(
         [

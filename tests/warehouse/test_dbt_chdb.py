@@ -88,7 +88,7 @@ def test_dbt_build_view_table_incremental_and_tests(settings: Settings) -> None:
         ),
         "appt1",
     )
-    run_dbt(["build"], settings, capture=True)
+    run_dbt(["build"], settings.dbt(), capture=True)
 
     engines = dict(
         _query(
@@ -110,8 +110,8 @@ def test_dbt_build_view_table_incremental_and_tests(settings: Settings) -> None:
         _appointments([("a2", "c1", "completed", "1200.00", later)]),
         "appt2",
     )
-    run_dbt(["build", "--select", "fct_visits+"], settings, capture=True)
-    run_dbt(["build", "--select", "fct_visits+"], settings, capture=True)
+    run_dbt(["build", "--select", "fct_visits+"], settings.dbt(), capture=True)
+    run_dbt(["build", "--select", "fct_visits+"], settings.dbt(), capture=True)
     visits = _query(
         settings,
         "SELECT customer_id, visits, toString(revenue) FROM marts.dim_customers "
@@ -121,7 +121,7 @@ def test_dbt_build_view_table_incremental_and_tests(settings: Settings) -> None:
     assert _query(settings, "SELECT count() FROM marts.fct_visits FINAL") == [(3,)]
 
     # A full refresh rebuilds the same rows.
-    run_dbt(["build", "--full-refresh", "--select", "fct_visits"], settings, capture=True)
+    run_dbt(["build", "--full-refresh", "--select", "fct_visits"], settings.dbt(), capture=True)
     assert _query(settings, "SELECT count(), sum(amount) FROM marts.fct_visits") == [
         (3, Decimal("3690.50"))
     ]
@@ -134,5 +134,5 @@ def test_dbt_build_view_table_incremental_and_tests(settings: Settings) -> None:
         "appt3",
     )
     with pytest.raises(subprocess.CalledProcessError) as failure:
-        run_dbt(["build", "--select", "stg_crm__appointments"], settings, capture=True)
+        run_dbt(["build", "--select", "stg_crm__appointments"], settings.dbt(), capture=True)
     assert "accepted_values_stg_crm__appointments_status" in failure.value.stdout

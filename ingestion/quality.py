@@ -31,7 +31,7 @@ import pyarrow as pa
 import yaml
 
 SUITES_FILE = Path(__file__).with_name("quality_suites.yaml")
-QUARANTINE_COLUMNS = ["source_kind", "row_ref", "field", "reason", "raw_row"]
+QUARANTINE_COLUMNS: tuple[str, ...] = ("source_kind", "row_ref", "field", "reason", "raw_row")
 KINDS = ("not_null", "in_set", "match_regex", "between")
 _GX_TYPES = {
     "not_null": "expect_column_values_to_not_be_null",
@@ -62,12 +62,38 @@ class Expectation:
         """GX's expectation type, e.g. `expect_column_values_to_not_be_null`."""
         return _GX_TYPES[self.expect]
 
+    @property
+    def rule(self) -> str:
+        """The rule in words, for quarantine reasons a user can act on."""
+        if self.expect == "not_null":
+            return "a value is required"
+        if self.expect == "in_set":
+            return "expected one of " + ", ".join(repr(v) for v in self.values or ())
+        if self.expect == "match_regex":
+            return f"expected to match {self.regex}"
+        bounds = [f">= {self.min:g}" if self.min is not None else "",
+                  f"<= {self.max:g}" if self.max is not None else ""]  # fmt: skip
+        return "expected " + " and ".join(b for b in bounds if b)
+
+    def explain(self, value: Any) -> str:
+        """`<reason>: <value> (<rule>)`, e.g. `unknown status: 'done' (expected one of …)`."""
+        shown = "" if value is None or _is_missing(value) else f": {value!r}"
+        return f"{self.reason}{shown} ({self.rule})"
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # arrays, lists
+        return False
+
 
 @dataclass
 class ValidationResult:
     """`good`: rows that passed every expectation (original index and columns).
     `quarantine`: one row per (failed row, failed column) in raw.quarantine's columns
-    `source_kind, row_ref, field, reason, raw_row` (raw_row = JSON of the whole row).
+    `source_kind, row_ref, field, reason, raw_row` (raw_row = JSON of the whole row);
+    the reason names the value and the rule it broke.
     `checks`: one dict per expectation — name, column, success, unexpected_count,
     reason — suitable as Dagster asset-check metadata."""
 
@@ -250,6 +276,7 @@ def validate(
     source: str,
     row_ref: pd.Series | None = None,
     engine: Literal["pandas", "gx"] = "pandas",
+    optional: frozenset[str] = frozenset(),
 ) -> ValidationResult:
     """Run suite `suite` on `frame`.
 
@@ -257,8 +284,10 @@ def validate(
     "partner_feed"); `row_ref` (aligned with `frame`) names each row in its source
     (line number, record id), default the frame's index. Every row failing any
     expectation is quarantined (one quarantine row per failed column) and left out
-    of `good`. Raises SuiteError when the suite is unknown or the frame lacks one of
-    its columns (a mapping bug, not bad data).
+    of `good` — except when the failing column is in `optional`: then only the value is
+    dropped (set to missing in `good`, quarantined with "row kept") and the row stays, so
+    one impossible birthday never costs a customer. Raises SuiteError when the suite is
+    unknown or the frame lacks one of its columns (a mapping bug, not bad data).
     """
     expectations = get_suite(suite)
     missing = sorted({e.column for e in expectations} - set(frame.columns))
@@ -282,8 +311,11 @@ def validate(
         for exp, mask in zip(expectations, masks, strict=True)
     ]
     bad_any = np.zeros(len(frame), dtype=bool)
-    for mask in masks:
+    rejects = np.zeros(len(frame), dtype=bool)
+    for exp, mask in zip(expectations, masks, strict=True):
         bad_any |= mask
+        if exp.column not in optional:
+            rejects |= mask
     if not bad_any.any():
         return ValidationResult(frame, _empty_quarantine(), checks)
 
@@ -298,14 +330,26 @@ def validate(
     rows = []
     # Several expectations on one column (not_null + regex) fail once per column.
     seen: set[tuple[int, str]] = set()
+    dropped: dict[str, np.ndarray] = {}
     for exp, mask in zip(expectations, masks, strict=True):
+        kept = exp.column in optional
         for pos in np.flatnonzero(mask).tolist():
             if (pos, exp.column) in seen:
                 continue
             seen.add((pos, exp.column))
-            rows.append((source, ref_of[pos], exp.column, exp.reason, raw_json[pos]))
-    quarantine = pd.DataFrame(rows, columns=QUARANTINE_COLUMNS, dtype=object)
-    return ValidationResult(frame.iloc[np.flatnonzero(~bad_any)], quarantine, checks)
+            reason = exp.explain(frame[exp.column].iat[pos])
+            if kept and not rejects[pos]:
+                reason += "; value dropped, row kept"
+            rows.append((source, ref_of[pos], exp.column, reason, raw_json[pos]))
+        if kept:
+            dropped[exp.column] = dropped.get(exp.column, np.zeros(len(frame), bool)) | mask
+    quarantine = pd.DataFrame(rows, columns=list(QUARANTINE_COLUMNS), dtype=object)
+    good = frame.iloc[np.flatnonzero(~rejects)]
+    if dropped:
+        good = good.copy()
+        for column, mask in dropped.items():
+            good.loc[mask[~rejects], column] = None
+    return ValidationResult(good, quarantine, checks)
 
 
 def _empty_quarantine() -> pd.DataFrame:

@@ -283,17 +283,33 @@ def prepare(
                 bad_cells.append((err, "phone_e164", reasons))
     frame = pd.DataFrame(typed)
 
+    # A bad value costs the row only where the row cannot do without it: a `required`
+    # field, the phone the customer id comes from, or a column whose missing value would
+    # read as a real one (a price of 0). Elsewhere (a nullable birthday, a name, a
+    # consent flag, which then reads "no") the value is dropped and quarantined and the
+    # row kept, so one impossible birthday never removes a customer and their visits.
+    essential = {
+        f.column
+        for f in entity_map.fields
+        if f.required or not (f.nullable or f.type in ("string", "bool"))
+    } | {"phone_e164"}
     quarantined = []
     rejected = np.zeros(len(frame), dtype=bool)
     for bad, column, reasons in bad_cells:
+        if column not in essential:
+            reasons = reasons + "; value dropped, row kept"
         quarantined.append(
             quarantine_rows(source_kind, row_ref[bad], column, reasons[bad], source[bad])
         )
-        rejected |= bad
+        if column in essential:
+            rejected |= bad
     if rejected.any():
         frame, row_ref = frame[~rejected], row_ref[~rejected]
     # (else no copy: a clean 1M-row batch would copy every column for nothing)
-    result = validate(frame, entity_map.suite, source=source_kind, row_ref=row_ref)
+    optional = frozenset(entity_map.columns) - essential
+    result = validate(
+        frame, entity_map.suite, source=source_kind, row_ref=row_ref, optional=optional
+    )
     # Rows with unparseable cells never reach the suite; count them in its checks so
     # the per-batch check results tell the whole story.
     checks = result.checks + [
@@ -307,6 +323,6 @@ def prepare(
         for bad, column, _ in bad_cells
     ]
     quarantine = pd.concat([*quarantined, result.quarantine], ignore_index=True)
-    quarantine = quarantine[QUARANTINE_COLUMNS] if len(quarantine) else result.quarantine
+    quarantine = quarantine[list(QUARANTINE_COLUMNS)] if len(quarantine) else result.quarantine
     good = _fill_defaults(result.good, entity_map)
     return Prepared(good[entity_map.columns].reset_index(drop=True), quarantine, checks)

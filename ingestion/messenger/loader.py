@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from clickhouse_connect.driver.client import Client
 
+from ingestion import quality
 from ingestion.messenger.events import EVENT_COLUMNS, Rejected, record_events
 from ingestion.messenger.spool import (
     LOADED_DIR,
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 TABLE = "messenger_events"
 SOURCE_KIND = "messenger_webhook"
-QUARANTINE_COLUMNS = ("source_kind", "row_ref", "field", "reason", "raw_row")
+QUARANTINE_COLUMNS = quality.QUARANTINE_COLUMNS
 _TIME_COLUMNS = ("occurred_at", "received_at")
 
 

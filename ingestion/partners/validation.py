@@ -17,7 +17,7 @@ import pandas as pd
 
 from ingestion import quality
 
-QUARANTINE_COLUMNS: tuple[str, ...] = ("source_kind", "row_ref", "field", "reason", "raw_row")
+QUARANTINE_COLUMNS = quality.QUARANTINE_COLUMNS
 
 
 def validate_rows(
@@ -49,10 +49,7 @@ def validate_rows(
         i = position[record["row_ref"]]
         field = str(record["field"])
         explained = parse_errors.get(field)
-        if explained is not None and explained[i]:
-            reason = explained[i]
-        else:
-            reason = _with_value(str(record["reason"]), frame, i, field)
+        reason = explained[i] if explained is not None and explained[i] else record["reason"]
         rows.append(_row(source, refs[i], field, reason, raws[i]))
         seen.add((i, field))
     for field, errors in parse_errors.items():
@@ -64,14 +61,6 @@ def validate_rows(
     good = frame.drop(index=bad_positions)
     quarantine = pd.DataFrame(rows, columns=list(QUARANTINE_COLUMNS))
     return good, quarantine
-
-
-def _with_value(reason: str, frame: pd.DataFrame, i: int, field: str) -> str:
-    # The suite's reason is generic ("unknown event type"); the value makes it actionable.
-    value = frame[field].iat[i] if field in frame.columns else None
-    if value is None or (not isinstance(value, (list, tuple)) and pd.isna(value)):
-        return reason
-    return f"{reason}: {value!r}"
 
 
 def _row(source: str, ref: object, field: str, reason: object, raw: object) -> dict[str, object]:

@@ -42,7 +42,7 @@ def test_good_quarantine_and_checks() -> None:
     frame = appointments()
     result = validate(frame, "crm_appointments", source="crm_api", row_ref=frame.appointment_id)
     assert result.good.index.tolist() == [10]
-    assert list(result.quarantine.columns) == QUARANTINE_COLUMNS
+    assert list(result.quarantine.columns) == list(QUARANTINE_COLUMNS)
     got = set(zip(result.quarantine.row_ref, result.quarantine.field, strict=True))
     assert got == {
         ("a2", "status"),
@@ -66,7 +66,7 @@ def test_clean_frame_passes_everything() -> None:
     frame = appointments().iloc[[0]]
     result = validate(frame, "crm_appointments", source="crm_api")
     assert result.success and len(result.good) == 1 and result.quarantine.empty
-    assert list(result.quarantine.columns) == QUARANTINE_COLUMNS
+    assert list(result.quarantine.columns) == list(QUARANTINE_COLUMNS)
 
 
 def test_unknown_suite_and_missing_column_are_errors() -> None:

@@ -191,7 +191,7 @@ def appointment_sql(spec: AppointmentReminderTrigger, ctx: SqlContext) -> str:
             {_TAIL},
             map('appointment_date', {ctx.local_format("a.scheduled_at", "%d.%m", "b.tz")},
                 'appointment_time', {ctx.local_format("a.scheduled_at", "%H:%i", "b.tz")}) AS kvars
-        FROM intermediate.int_appointments AS a
+        FROM marts.fct_appointments AS a
         INNER JOIN {BUSINESS_TZ} AS b ON a.business_id = b.business_id
         WHERE a.status = 'scheduled'
             AND a.scheduled_at - toIntervalSecond({before}) < {ctx.until_sql}
@@ -294,7 +294,7 @@ def partner_offer_sql(spec: PartnerOfferTrigger, ctx: SqlContext) -> str:
                 o.publisher_business_id AS publisher_business_id, o.capacity AS capacity,
                 coalesce(u.rewarded, 0) AS rewarded
             FROM (
-                SELECT *, distributor FROM staging.stg_partners__offers
+                SELECT *, distributor FROM marts.dim_partner_offers
                 ARRAY JOIN distributor_business_ids AS distributor
             ) AS o
             INNER JOIN marts.dim_customers AS d ON d.business_id = o.distributor
@@ -426,10 +426,10 @@ def cashback_expiry_sql(spec: CashbackExpiryTrigger, ctx: SqlContext) -> str:
 # kind → (builder, tables it reads besides marts.dim_customers)
 BUILDERS: dict[str, tuple[Callable[..., str], tuple[str, ...]]] = {
     "birthday": (birthday_sql, ()),
-    "appointment_reminder": (appointment_sql, ("intermediate.int_appointments",)),
+    "appointment_reminder": (appointment_sql, ("marts.fct_appointments",)),
     "winback": (winback_sql, ("marts.customer_rfm",)),
     "segment_offer": (segment_offer_sql, ("marts.customer_rfm",)),
-    "partner_offer": (partner_offer_sql, ("staging.stg_partners__offers",)),
+    "partner_offer": (partner_offer_sql, ("marts.dim_partner_offers",)),
     "cashback_threshold": (cashback_threshold_sql, ("marts.cashback_ledger",)),
     "cashback_expiry": (cashback_expiry_sql, ("marts.cashback_ledger",)),
 }

@@ -299,16 +299,18 @@ def _loop_factory() -> Any:
 
 
 def messenger_events_lookup(client: Any) -> AlreadyDelivered:
-    """`already_delivered` backed by raw.messenger_events (status webhooks carry our key as
-    `message_id`: WhatsApp `biz_opaque_callback_data`, SMS `client_ref`).
+    """`already_delivered` backed by `marts.fct_messenger_status_events` (status webhooks
+    carry our key as `message_id`: WhatsApp `biz_opaque_callback_data`, SMS `client_ref`).
 
-    `client` is an open warehouse client; the hook returns the provider message id if a
-    status event for the key exists.
+    That mart is a view over the loaded webhooks, computed when queried: a status webhook
+    loaded seconds ago is found, without waiting for a dbt build. `client` is an open
+    warehouse client; the hook returns the provider message id if a status event for the
+    key exists.
     """
 
     def already_delivered(key: str) -> str | bool:
         rows = client.query(
-            "SELECT any(provider_message_id) FROM raw.messenger_events "
+            "SELECT any(provider_message_id) FROM marts.fct_messenger_status_events "
             "WHERE message_id = {k:String} AND status IN ('sent', 'delivered', 'read') "
             "HAVING count() > 0",
             parameters={"k": key},

@@ -16,12 +16,12 @@ Rules, in order (the reason is the first that fails):
   also need `consent_marketing` and `contactable`.
 - channel: the first of the trigger's `channels` the customer can receive — WhatsApp
   and SMS reach the E.164 phone, Telegram needs a known chat (`<chat_id>:<message_id>`
-  provider ids of earlier Telegram sends in `staging.stg_messages__sends`).
+  provider ids of earlier Telegram sends in `marts.fct_message_sends`).
 - time: send_at = max(desired time, now), moved out of the trigger's quiet hours to the
   next allowed local time (business zone, DST-correct); dropped as `occasion_passed` when
   that is at or after `expires_at` (e.g. a reminder whose appointment would be past).
 - dedupe: the idempotency key (activation.contracts.idempotency_key, computed in SQL)
-  already in `activation.message_log` or `intermediate.int_message_sends.message_id`.
+  already in `activation.message_log` or `marts.fct_message_sends.message_id`.
 - frequency cap: messages to the customer at the business (any trigger, not holdout)
   already sent or planned since now − per_days must be < max_messages; winners planned
   earlier in the same run count too (conservatively).
@@ -57,6 +57,7 @@ from activation.trigger_specs import AnyTrigger
 SEND_PLAN = "activation.send_plan"
 MESSAGE_LOG = "activation.message_log"
 SCORES = "ml.revisit_scores"
+MESSAGE_SENDS = "marts.fct_message_sends"
 
 SEND_PLAN_COLUMNS = """
     run_id String,
@@ -185,7 +186,7 @@ def iter_messages(frame: pd.DataFrame) -> Iterator[PlannedMessage]:
 def existing_tables(client: Client) -> set[str]:
     rows = client.query(
         "SELECT database || '.' || name FROM system.tables "
-        "WHERE database IN ('marts', 'intermediate', 'staging', 'ml', 'activation')"
+        "WHERE database IN ('marts', 'ml', 'activation')"
     ).result_rows
     return {r[0] for r in rows}
 
@@ -259,13 +260,13 @@ def _history_sql(ctx: SqlContext, max_days: int) -> tuple[str, str]:
     """(per-customer send times since now − max_days, keys already decided)."""
     since = dt_lit(ctx.now - timedelta(days=max_days))
     sends, keys = [], []
-    if "intermediate.int_message_sends" in ctx.tables:
+    if MESSAGE_SENDS in ctx.tables:
         sends.append(
             "SELECT business_id, customer_id, message_id AS id, "
-            "coalesce(sent_at, planned_at) AS t FROM intermediate.int_message_sends "
+            f"coalesce(sent_at, planned_at) AS t FROM {MESSAGE_SENDS} "
             f"WHERE NOT holdout AND coalesce(sent_at, planned_at) >= {since}"
         )
-        keys.append("SELECT message_id AS k FROM intermediate.int_message_sends")
+        keys.append(f"SELECT message_id AS k FROM {MESSAGE_SENDS}")
     if MESSAGE_LOG in ctx.tables:
         sends.append(
             "SELECT business_id, customer_id, idempotency_key AS id, send_at AS t "
@@ -305,10 +306,10 @@ def build_plan_sql(
     cand = " UNION ALL ".join(_trigger_sql(s, ctx) for s in specs)
     max_days = max(s.frequency_cap.per_days for s in specs)
     hist, done = _history_sql(ctx, max_days)
-    if "staging.stg_messages__sends" in ctx.tables:
+    if MESSAGE_SENDS in ctx.tables:
         tg = (
             "SELECT phone_e164, argMax(splitByChar(':', assumeNotNull(provider_message_id))[1], "
-            "planned_at) AS chat_id FROM staging.stg_messages__sends "
+            f"planned_at) AS chat_id FROM {MESSAGE_SENDS} "
             "WHERE channel = 'telegram' AND provider_message_id LIKE '%:%' GROUP BY phone_e164"
         )
     else:

@@ -24,16 +24,26 @@ import time
 from datetime import UTC, datetime
 
 import warehouse
-from activation.input_schema import create_input_tables
+from activation.activation_log import ensure_log_tables
 from activation.planner import plan
 from activation.trigger_specs import SEGMENTS, load_triggers
+from ml.contract import ensure_scores_table
+from warehouse import contracts
 
 NOW = datetime(2026, 3, 28, 20, 0, tzinfo=UTC)  # eve of the Berlin DST change
 ZONES = ["Europe/Berlin", "Europe/Moscow", "Asia/Almaty", "America/New_York", "Asia/Dubai"]
 
 
+def create_inputs(client: warehouse.Client) -> None:
+    """The planner's inputs, empty: the marts of its dbt exposure (from their contracts),
+    the ML scores and the activation log (from their owners)."""
+    contracts.create_tables(client, contracts.exposure_tables("activation_planner"))
+    ensure_scores_table(client)
+    ensure_log_tables(client)
+
+
 def generate(client: warehouse.Client, n: int) -> None:
-    create_input_tables(client)
+    create_inputs(client)
     zones = "[" + ", ".join(f"'{z}'" for z in ZONES) + "]"
     segs = "[" + ", ".join(f"'{s}'" for s in SEGMENTS) + "]"
     client.command(f"""
@@ -57,13 +67,14 @@ def generate(client: warehouse.Client, n: int) -> None:
             {segs}[cityHash64(number, 1) % {len(SEGMENTS)} + 1]
         FROM numbers({n})""")
     client.command(f"""
-        INSERT INTO ml.revisit_scores
+        INSERT INTO ml.revisit_scores (business_id, customer_id, scored_at, model_version,
+            p_revisit, decile, reason_codes)
         SELECT 'B' || toString(number % 200), 'c' || toString(number),
             toDateTime64('2026-03-27 00:00:00', 3, 'UTC'), 'v1',
             (cityHash64(number, 2) % 1000) / 1000, 5, []
         FROM numbers({n})""")
     client.command(f"""
-        INSERT INTO intermediate.int_appointments
+        INSERT INTO marts.fct_appointments
         SELECT 'k' || toString(number), 'B' || toString(number % 200), 'a' || toString(number),
             'c' || toString(number), 'L', 'S', 'scheduled',
             toDateTime64('2026-03-28 20:00:00', 3, 'UTC') + toIntervalMinute(number % 2880),
@@ -71,7 +82,7 @@ def generate(client: warehouse.Client, n: int) -> None:
             toDateTime64('2026-03-01 00:00:00', 3, 'UTC')
         FROM numbers({n}) WHERE number % 33 = 1""")
     client.command(f"""
-        INSERT INTO intermediate.int_message_sends (message_id, business_id, customer_id,
+        INSERT INTO marts.fct_message_sends (message_id, business_id, customer_id,
             phone_e164, trigger, channel, holdout, planned_at, sent_at)
         SELECT 'm' || toString(number), 'B' || toString(cityHash64(number) % {n} % 200),
             'c' || toString(cityHash64(number) % {n}), '', 'segment_offer', 'whatsapp', false,
@@ -79,14 +90,14 @@ def generate(client: warehouse.Client, n: int) -> None:
             toDateTime64('2026-03-28 20:00:00', 3, 'UTC') - toIntervalMinute(number % 43200)
         FROM numbers({2 * n})""")
     client.command(f"""
-        INSERT INTO staging.stg_messages__sends (message_id, business_id, customer_id,
+        INSERT INTO marts.fct_message_sends (message_id, business_id, customer_id,
             phone_e164, trigger, channel, holdout, planned_at, provider_message_id)
         SELECT 't' || toString(number), 'B' || toString(number % 200), 'c' || toString(number),
             '+7999' || leftPad(toString(number), 7, '0'), 'x', 'telegram', false,
             toDateTime64('2026-01-01 00:00:00', 3, 'UTC'), toString(number + 1000) || ':1'
         FROM numbers({n}) WHERE number % 5 = 0""")
     client.command("""
-        INSERT INTO staging.stg_partners__offers
+        INSERT INTO marts.dim_partner_offers
         SELECT 'O' || toString(number), 'B' || toString(number), 'Offer',
             ['B' || toString((number + 1) % 200), 'B' || toString((number + 2) % 200)],
             300, 15, 5, 'RUB', if(number % 2 = 0, NULL, toUInt32(1000)),

@@ -3,17 +3,23 @@
 One feature implementation serves training, evaluation, scoring and `revisit ml evaluate`
 (which loads a bare transaction log into the same tables).
 
+The SQL reads marts only (the dbt exposure `revisit_model` lists them: `marts.fct_visits`,
+`marts.fct_appointments`, `marts.fct_message_sends`, `marts.cashback_ledger`,
+`marts.dim_customers`; their shapes are the models' dbt contracts).
+
 Population at cutoff C: every (business_id, customer_id) with at least one completed visit
 with `visited_at < C`. Point-in-time rules — nothing at or after C is visible:
 - visits: `marts.fct_visits` rows with `visited_at < C` (a visit is placed by its scheduled
   time; an appointment scheduled at/after C is not a visit at C, whatever its status now);
-- appointments: only those created before C; their status is the latest version updated
-  before C when the table still holds one, else "scheduled" (it was created before C and
-  every later change is invisible). An upcoming booking is `created_at < C <= scheduled_at`
-  and not cancelled before C. Limitation: where only the latest version of an appointment
-  is kept (dbt FINAL), an appointment whose pre-C state was cancelled/no-show and that is
-  changed again after C falls back to "scheduled" as of C;
-- messages: sent before C; read, reply and opt-out count only when they happened before C;
+- appointments (`marts.fct_appointments`): only those created before C; their status is
+  the latest version updated before C when the table still holds one, else "scheduled"
+  (it was created before C and every later change is invisible). An upcoming booking is
+  `created_at < C <= scheduled_at` and not cancelled before C. Limitation: where only the
+  latest version of an appointment is kept (dbt FINAL), an appointment whose pre-C state
+  was cancelled/no-show and that is changed again after C falls back to "scheduled" as
+  of C;
+- messages (`marts.fct_message_sends`): sent before C; read, reply and opt-out count only
+  when they happened before C;
 - cashback ledger: events before C (per person: `customer_id` is the phone hash);
 - dim_customers: birthday and business kind (slow-changing attributes);
 - BG/NBD: P(alive) and expected visits in 30 days, from BG/NBD fits on each cutoff's own
@@ -168,7 +174,7 @@ appointment_asof AS (
         if(known_before,
             argMaxIf(scheduled_at, updated_at, updated_at < {cutoff:DateTime64(3, 'UTC')}),
             argMin(scheduled_at, updated_at)) AS scheduled_asof
-    FROM intermediate.int_appointments
+    FROM marts.fct_appointments
     WHERE created_at < {cutoff:DateTime64(3, 'UTC')}
     GROUP BY appointment_key
 ),
@@ -212,7 +218,7 @@ messages AS (
         countIf(opted_out_at < {cutoff:DateTime64(3, 'UTC')}) > 0 AS has_opted_out,
         dateDiff('second', max(assumeNotNull(sent_at)), {cutoff:DateTime64(3, 'UTC')})
             / 86400. AS msg_recency
-    FROM intermediate.int_message_sends
+    FROM marts.fct_message_sends
     WHERE NOT holdout AND sent_at < {cutoff:DateTime64(3, 'UTC')}
     GROUP BY business_id, customer_id
 ),

@@ -2,9 +2,10 @@
 
 The log (CSV/TSV/… or Parquet; one purchase per row: customer id, date, amount, and
 optionally a business column) is loaded into a temporary embedded warehouse in the shape
-the feature SQL reads (`ml.contract.INPUT_TABLES`: purchases become completed visits;
-there are no phones, messages, bookings or birthdays, so those features are absent or
-zero). Then the usual rolling-cutoff training runs with the given cutoff held out.
+the feature SQL reads (the marts of `ml.contract.input_tables()`, created from their dbt
+contracts: purchases become completed visits; there are no phones, messages, bookings or
+birthdays, so those features are absent or zero). Then the usual rolling-cutoff training
+runs with the given cutoff held out.
 
 Rows that cannot be read (empty customer, unparsable date or amount, negative amount) are
 left out and reported with their row number and field; the rest is still evaluated.
@@ -130,7 +131,7 @@ def load_purchases(client: Any, purchases: pd.DataFrame) -> None:
     appointments = visits.drop(columns=["visited_at"]).assign(
         status="completed", scheduled_at=visited, created_at=visited
     )
-    client.insert_df("intermediate.int_appointments", appointments)
+    client.insert_df("marts.fct_appointments", appointments)
     customers = purchases.groupby(["business_id", "customer_id"], as_index=False).agg(
         first_visit_at=("visited_at", "min"), last_visit_at=("visited_at", "max"),
         visits=("row", "size"), revenue=("amount", "sum"),

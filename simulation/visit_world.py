@@ -1,8 +1,9 @@
 """A self-contained synthetic visit world with a known true revisit probability.
 
 Used by the ML tests and `benchmarks/bench_ml.py` when the full synthetic ecosystem
-(`simulation.ecosystem`) is not at hand. It writes the ML input tables directly
-(`ml.contract.INPUT_TABLES`), so it exercises the one feature implementation.
+(`simulation.ecosystem`) is not at hand. It writes the ML input tables directly (the
+marts of `ml.contract.input_tables()`, created from their dbt contracts), so it exercises
+the one feature implementation.
 
 The world, per customer (one business each):
 - visits form a gamma renewal process: gaps ~ Gamma(shape k, mean mu) with k in {1,2,4,8}
@@ -332,9 +333,9 @@ def generate_world(
         visit_lead=visit_lead,
         tables={
             "marts.fct_visits": visits,
-            "intermediate.int_appointments": appointments,
+            "marts.fct_appointments": appointments,
             "marts.dim_customers": customers,
-            "intermediate.int_message_sends": messages,
+            "marts.fct_message_sends": messages,
             "marts.cashback_ledger": ledger,
         },
     )

@@ -1,4 +1,9 @@
-"""A temporary embedded warehouse with the planner's input tables, and fixture builders."""
+"""A temporary embedded warehouse with the planner's input tables, and fixture builders.
+
+The input tables are created from their owners' single descriptions: the marts of the dbt
+exposure `activation_planner` from their dbt contracts (`warehouse.contracts`),
+`ml.revisit_scores` from ml.contract, `activation.message_log` from activation_log.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ from typing import Any
 import pytest
 
 import warehouse
-from activation.input_schema import INPUT_TABLES, create_input_tables
+from activation.activation_log import ensure_log_tables
 from activation.trigger_specs import parse_trigger
+from ml.contract import SCORES_TABLE, ensure_scores_table
+from warehouse import contracts
 
 Client = warehouse.Client
 
@@ -98,13 +105,24 @@ class Fixtures:
             "updated_at": utc(2026, 1, 1),
         }
         row.update(kw)
-        self.add("intermediate.int_appointments", **row)
+        self.add("marts.fct_appointments", **row)
 
     def flush(self) -> None:
         for table, rows in self.rows.items():
             cols = list(rows[0])
             self.client.insert(table, [[r[c] for c in cols] for r in rows], column_names=cols)
         self.rows.clear()
+
+
+MARTS = contracts.exposure_tables("activation_planner")
+INPUT_TABLES = [*MARTS, SCORES_TABLE, "activation.message_log"]
+
+
+def create_input_tables(client: Client) -> None:
+    """Every planner input, empty where missing."""
+    contracts.create_tables(client, MARTS)
+    ensure_scores_table(client)
+    ensure_log_tables(client)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +135,7 @@ def module_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
 
 @pytest.fixture
 def client(module_client: Client) -> Iterator[Client]:
-    """The module's warehouse with empty input tables and no plan/log/score tables."""
+    """The module's warehouse with empty input tables and no plan table."""
     create_input_tables(module_client)
     for name in INPUT_TABLES:
         module_client.command(f"TRUNCATE TABLE IF EXISTS {name}")

@@ -152,7 +152,7 @@ def test_frequency_cap_counts_sends_and_plans_across_triggers(client, fx: Fixtur
         ]
     ):
         fx.add(
-            "intermediate.int_message_sends",
+            "marts.fct_message_sends",
             message_id=f"m{i}",
             business_id="B1",
             customer_id=c,
@@ -315,7 +315,7 @@ def test_channel_preference_by_what_customer_receives(client, fx: Fixtures) -> N
     for c in ("tg", "plain", "nophone"):
         fx.rfm("B1", c, "loyal")
     fx.add(
-        "staging.stg_messages__sends",
+        "marts.fct_message_sends",
         message_id="m1",
         business_id="B1",
         customer_id="tg",
@@ -357,7 +357,7 @@ def _offer(fx: Fixtures, offer_id: str, **kw) -> None:
         "valid_from": date(2026, 3, 1),
         "valid_to": date(2026, 3, 31),
     }
-    fx.add("staging.stg_partners__offers", **(row | kw))
+    fx.add("marts.dim_partner_offers", **(row | kw))
 
 
 def test_partner_offer_audience_capacity_and_validity(client, fx: Fixtures) -> None:
@@ -443,9 +443,9 @@ def test_winback_needs_scores_and_uses_the_latest_band(client, fx: Fixtures) -> 
     skipped = plan(client, [winback], now=now)
     assert "ml.revisit_scores" in skipped.skipped["winback_offer"]
     assert skipped.messages() == []
-    from activation.input_schema import create_input_tables
+    from ml.contract import ensure_scores_table
 
-    create_input_tables(client, ["ml.revisit_scores"])
+    ensure_scores_table(client)
     scores = [
         ("mid", utc(2026, 3, 1), 0.9),
         ("mid", utc(2026, 3, 9), 0.3),  # latest is in band

@@ -13,6 +13,7 @@ import warehouse
 from ml.contract import create_input_tables
 from ml.features import BGNBD_COLUMNS, FEATURES, SLOT_COLUMNS, add_rfm_scores, build_features
 from simulation.visit_world import generate_world
+from warehouse import contracts
 
 C = pd.Timestamp("2024-06-01", tz="UTC")
 
@@ -103,10 +104,10 @@ def load_hand_rows(client) -> None:
         _appt("b1", "c1", "n1", "no_show", "2024-04-15 10:00", "2024-04-14", "2024-04-15 12:00"),
         _appt("b1", "c1", "late", "scheduled", "2024-06-20", "2024-06-02", "2024-06-02"),
     ]  # fmt: skip
-    _insert(client, "intermediate.int_appointments", appts)
+    _insert(client, "marts.fct_appointments", appts)
     _insert(
         client,
-        "intermediate.int_message_sends",
+        "marts.fct_message_sends",
         [
             _msg("m1", sent="2024-05-01", read="2024-05-01 01:00", replied="2024-05-02"),
             _msg("m2", sent="2024-05-10", read="2024-06-02", opted="2024-06-05"),
@@ -253,6 +254,15 @@ def test_adding_data_after_the_cutoff_changes_no_feature(tmp_path: Path):
     dsn = f"chdb://{tmp_path / 'wh'}"
     cols = ["business_id", "customer_id", *FEATURES, *BGNBD_COLUMNS, *SLOT_COLUMNS]
     with warehouse.connect(dsn) as client:
+        # In production only the latest version of an appointment is kept (staging reads the
+        # CRM table with FINAL): a ReplacingMergeTree fixture of the contracted columns,
+        # merged below, does the same.
+        client.command("CREATE DATABASE IF NOT EXISTS marts")
+        client.command(
+            contracts.table("marts.fct_appointments").create_table_sql(
+                engine="ReplacingMergeTree(updated_at)", order_by="(business_id, appointment_key)"
+            )
+        )
         world.load(client)
         before = build_features(client, [C], 30)[cols]
         # 1. every kind of row again, all of it happening after the cutoff (new customers too)
@@ -269,17 +279,17 @@ def test_adding_data_after_the_cutoff_changes_no_feature(tmp_path: Path):
         # cancelled or missed after it. (Bookings already cancelled before the cutoff stay
         # cancelled: once only the latest version is kept, a later change of a cancelled
         # booking is indistinguishable from an earlier one — see ml.features.)
-        appts = world.tables["intermediate.int_appointments"]
+        appts = world.tables["marts.fct_appointments"]
         open_at_c = (appts["updated_at"] >= C) | (appts["status"] != "cancelled")
         pending = appts[(appts["created_at"] < C) & (appts["scheduled_at"] >= C) & open_at_c]
         pending = pending.copy()
         assert len(pending) > 10
         pending["status"] = rng.choice(["completed", "cancelled", "no_show"], len(pending))
         pending["updated_at"] = pending["scheduled_at"] + pd.Timedelta(hours=2)
-        client.insert_df("intermediate.int_appointments", pending)
+        client.insert_df("marts.fct_appointments", pending)
         # 3. reads, replies and opt-outs of old messages happening after the cutoff
         client.command(
-            "ALTER TABLE intermediate.int_message_sends UPDATE "
+            "ALTER TABLE marts.fct_message_sends UPDATE "
             "read_at = ifNull(read_at, {c:DateTime64(3, 'UTC')} + INTERVAL 1 DAY), "
             "replied_at = ifNull(replied_at, {c:DateTime64(3, 'UTC')} + INTERVAL 2 DAY), "
             "opted_out_at = ifNull(opted_out_at, {c:DateTime64(3, 'UTC')} + INTERVAL 3 DAY) "
@@ -288,7 +298,7 @@ def test_adding_data_after_the_cutoff_changes_no_feature(tmp_path: Path):
             settings={"mutations_sync": 2},
         )
         # Merged tables keep only the latest versions: the hardest case for as-of logic.
-        for table in ("marts.fct_visits", "intermediate.int_appointments"):
+        for table in ("marts.fct_visits", "marts.fct_appointments"):
             client.command(f"OPTIMIZE TABLE {table} FINAL")
         after = build_features(client, [C], 30)[cols]
         later = build_features(client, [C + pd.Timedelta(days=45)], 30)

@@ -7,7 +7,7 @@
 -- Stages are cumulative: a message read is also delivered even when the "delivered"
 -- event was lost or arrived out of order, so every stage is a subset of the previous.
 with sends as (
-    select * from {{ ref('stg_messages__sends') }}
+    select * from {{ ref('stg_messenger__sends') }}
 ),
 
 status_events as (

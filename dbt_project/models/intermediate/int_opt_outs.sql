@@ -8,7 +8,7 @@ with telegram_chats as (
     select
         splitByChar(':', provider_message_id)[1] as chat_id,
         any(phone_e164) as phone_e164
-    from {{ ref('stg_messages__sends') }}
+    from {{ ref('stg_messenger__sends') }}
     where channel = 'telegram' and provider_message_id like '%:%'
     group by chat_id
 ),

@@ -11,4 +11,4 @@ select
     offer_id,
     created_at,
     updated_at
-from {{ source('raw', 'crm_appointments') }} final
+from {{ source('crm', 'crm_appointments') }} final

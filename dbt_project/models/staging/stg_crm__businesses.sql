@@ -7,4 +7,4 @@ select
     timezone,
     currency,
     updated_at
-from {{ source('raw', 'crm_businesses') }} final
+from {{ source('crm', 'crm_businesses') }} final

@@ -9,4 +9,4 @@ select
     consent_marketing,
     created_at,
     updated_at
-from {{ source('raw', 'crm_customers') }} final
+from {{ source('crm', 'crm_customers') }} final

@@ -1,2 +1,2 @@
 select business_id, location_id, name as location_name, city, address, timezone, updated_at
-from {{ source('raw', 'crm_locations') }} final
+from {{ source('crm', 'crm_locations') }} final

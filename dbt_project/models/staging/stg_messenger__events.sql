@@ -11,4 +11,4 @@ select
     error_code,
     occurred_at,
     received_at
-from {{ source('raw', 'messenger_events') }} final
+from {{ source('messenger', 'messenger_events') }} final

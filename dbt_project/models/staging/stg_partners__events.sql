@@ -11,4 +11,4 @@ select
     occurred_at,
     nullIf(offer_id, '') as offer_id,
     _loaded_at as loaded_at
-from {{ source('raw', 'partner_events') }} final
+from {{ source('partners', 'partner_events') }} final

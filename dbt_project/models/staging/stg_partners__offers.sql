@@ -13,4 +13,4 @@ select
     audience_gender,
     valid_from,
     valid_to
-from {{ source('raw', 'partner_offers') }} final
+from {{ source('partners', 'partner_offers') }} final

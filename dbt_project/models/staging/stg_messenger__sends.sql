@@ -10,4 +10,4 @@ select
     planned_at,
     offer_id,
     nullIf(provider_message_id, '') as provider_message_id
-from {{ source('raw', 'message_sends') }} final
+from {{ source('messenger', 'message_sends') }} final

@@ -1,10 +1,12 @@
-"""Shared helpers of the synthetic generator: time conversion, money, small JSON writers."""
+"""Shared helpers of the synthetic generator: random streams, the manifest, time
+conversion, money, small JSON writers."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,40 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class RandomStreams:
+    """One independent random stream per phase of the generator, so a phase's draws never
+    shift another's and the two writer processes draw nothing in common."""
+
+    world: np.random.Generator  # businesses, locations, services, people, relationships
+    latent: np.random.Generator  # per-relationship behaviour (model.draw_latent)
+    offers: np.random.Generator  # partner offers and their recipients
+    simulation: np.random.Generator  # visits and sends (model.Simulator)
+    crm: np.random.Generator  # phone spellings, customer versions, appointment records
+    messages: np.random.Generator  # send times, webhook events and their arrival
+    partner_feeds: np.random.Generator  # cashback partners' ledgers
+
+    @classmethod
+    def from_seed(cls, seed: int) -> RandomStreams:
+        # a spawned child depends only on its index, not on how many are spawned
+        streams = np.random.SeedSequence(seed).spawn(7)
+        return cls(*(np.random.default_rng(s) for s in streams))
+
+
+class Manifest:
+    """Rows (and extra facts) per written file, keyed by the path relative to the root;
+    becomes the `files` of manifest.json."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files: dict[str, dict[str, Any]] = {}
+
+    def add(self, path: Path, rows: int, **extra: Any) -> None:
+        self.files[path.relative_to(self.root).as_posix()] = {"rows": int(rows), **extra}
 
 
 def local_to_utc(
@@ -54,22 +90,11 @@ def _localize(local: np.ndarray, zone: str) -> np.ndarray:
     return idx.asi8 // 1_000_000_000
 
 
-def iso_day(d: date, offset: int) -> str:
-    return (d + timedelta(days=int(offset))).isoformat()
-
-
 def money_str(minor: int) -> str:
     """Decimal string with two fraction digits from integer minor units."""
     sign = "-" if minor < 0 else ""
     minor = abs(int(minor))
     return f"{sign}{minor // 100}.{minor % 100:02d}"
-
-
-def money_arrow(minor: np.ndarray) -> pa.Array:
-    minor = np.asarray(minor, dtype=np.int64)
-    units = pc.cast(pa.array(minor // 100), pa.string())
-    cents = pc.utf8_lpad(pc.cast(pa.array(minor % 100), pa.string()), 2, "0")
-    return pc.binary_join_element_wise(units, ".", cents, "")
 
 
 def bytes_to_arrow(matrix: np.ndarray) -> pa.Array:

@@ -359,38 +359,13 @@ class Simulator:
         events (rel, day, lead, outcome, acquisition) ordered by (day, acquisitions
         first, rel).
 
-        Slot days are a Bernoulli process per relationship (probability π_t on day t),
-        drawn as geometric gaps at the period's highest π and thinned by π_t / π_max.
         Outcomes depend on being alive, which only changes at a drop-out; a relationship
         alive at c stays alive up to its first *drop candidate* (the acquisition, or a
         slot that would complete and be followed by a drop), so the whole period is
         resolved without stepping through days."""
         rng, lat = self.rng, self.lat
         cand = np.flatnonzero((lat.start_day < end) & (alive | (death >= c - MAX_LEAD)))
-        lam, e = lat.lam[cand], eff[:, cand]
-        m_max = 1.0 + np.maximum(np.where(e[1] > c, e[2], 0.0), np.where(e[3] < end, e[5], 0.0))
-        pi_max = -np.expm1(-lam * m_max)
-        # slot days: geometric gaps from c - 1 (rounds until every relationship passed `end`)
-        s_idx: list[np.ndarray] = []
-        s_day: list[np.ndarray] = []
-        pos = np.full(len(cand), c - 1, dtype=np.int64)
-        act = np.arange(len(cand))
-        while len(act):
-            pos_a = pos[act] + rng.geometric(pi_max[act])
-            inside = pos_a < end
-            act, pos_a = act[inside], pos_a[inside]
-            pos[act] = pos_a
-            s_idx.append(act)
-            s_day.append(pos_a)
-        h = np.concatenate(s_idx)
-        t = np.concatenate(s_day)
-        boosted = m_max[h] > 1.0
-        if boosted.any():
-            hb = h[boosted]
-            pi_t = -np.expm1(-lam[hb] * _multiplier(e[:, hb], t[boosted]))
-            keep = np.ones(len(h), dtype=bool)
-            keep[boosted] = rng.random(len(hb)) * pi_max[hb] < pi_t
-            h, t = h[keep], t[keep]
+        h, t = self._slot_days(c, end, lat.lam[cand], eff[:, cand])
         start = lat.start_day[cand]
         ok = start[h] < t
         h, t = h[ok], t[ok]
@@ -434,6 +409,40 @@ class Simulator:
         order = np.argsort((day * 2 + ~is_acq) * len(lat) + rel)
         order = order[keep[order]]
         return rel[order], day[order], lead[order], out[order], is_acq[order]
+
+    def _slot_days(
+        self, c: int, end: int, lam: np.ndarray, e: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Slots in [c, end) of the relationships with rates `lam` and message effects
+        `e`: (index into them, day), grouped by round, not sorted.
+
+        Slot days are a Bernoulli process per relationship (probability π_t on day t),
+        drawn as geometric gaps at the period's highest π and thinned by π_t / π_max."""
+        rng = self.rng
+        m_max = 1.0 + np.maximum(np.where(e[1] > c, e[2], 0.0), np.where(e[3] < end, e[5], 0.0))
+        pi_max = -np.expm1(-lam * m_max)
+        # geometric gaps from c - 1 (rounds until every relationship passed `end`)
+        s_idx: list[np.ndarray] = []
+        s_day: list[np.ndarray] = []
+        pos = np.full(len(lam), c - 1, dtype=np.int64)
+        act = np.arange(len(lam))
+        while len(act):
+            pos_a = pos[act] + rng.geometric(pi_max[act])
+            inside = pos_a < end
+            act, pos_a = act[inside], pos_a[inside]
+            pos[act] = pos_a
+            s_idx.append(act)
+            s_day.append(pos_a)
+        h = np.concatenate(s_idx)
+        t = np.concatenate(s_day)
+        boosted = m_max[h] > 1.0
+        if boosted.any():
+            hb = h[boosted]
+            pi_t = -np.expm1(-lam[hb] * _multiplier(e[:, hb], t[boosted]))
+            keep = np.ones(len(h), dtype=bool)
+            keep[boosted] = rng.random(len(hb)) * pi_max[hb] < pi_t
+            h, t = h[keep], t[keep]
+        return h, t
 
     # -- truth -----------------------------------------------------------------------
     def _snapshot(

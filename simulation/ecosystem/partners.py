@@ -232,7 +232,7 @@ def write_partner_feeds(
         folder = root / pid
         folder.mkdir(parents=True, exist_ok=True)
         writer = {"p1": _write_p1, "p2": _write_p2, "p3": _write_p3}[pid]
-        bad_rows.extend(writer(folder, man, events, spec, tz, rng))
+        bad_rows.extend(writer(folder, man, events, spec, tz))
         info.append(
             {k: v for k, v in spec.items() if k != "country"}
             | {"events": len(events), "people": n_people}
@@ -272,9 +272,7 @@ def _month(t: int) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y%m")
 
 
-def _write_p1(
-    folder: Path, man: Any, events: list[dict], spec: dict, tz: ZoneInfo, rng: Any
-) -> list[dict]:
+def _write_p1(folder: Path, man: Any, events: list[dict], spec: dict, tz: ZoneInfo) -> list[dict]:
     by_month: dict[str, list[dict]] = {}
     for e in events:
         by_month.setdefault(_month(e["t"]), []).append(
@@ -322,9 +320,7 @@ def _p2_amount(minor: int) -> str:
     return f"{minor // 100},{minor % 100:02d}"
 
 
-def _write_p2(
-    folder: Path, man: Any, events: list[dict], spec: dict, tz: ZoneInfo, rng: Any
-) -> list[dict]:
+def _write_p2(folder: Path, man: Any, events: list[dict], spec: dict, tz: ZoneInfo) -> list[dict]:
     by_month: dict[str, list[list[str]]] = {}
     for k, e in enumerate(events):
         local = datetime.fromtimestamp(e["t"], tz)
@@ -393,9 +389,7 @@ def _write_p2(
     return bads
 
 
-def _write_p3(
-    folder: Path, man: Any, events: list[dict], spec: dict, tz: ZoneInfo, rng: Any
-) -> list[dict]:
+def _write_p3(folder: Path, man: Any, events: list[dict], spec: dict, tz: ZoneInfo) -> list[dict]:
     items = []
     for k, e in enumerate(events):
         local = datetime.fromtimestamp(e["t"], tz)

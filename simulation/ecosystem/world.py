@@ -195,20 +195,7 @@ EXTRA_BUSINESS_SHARES = (0.45, 0.18)
 INVALID_KINDS = ("too_short", "letters", "wrong_prefix")
 
 
-# ---------------------------------------------------------------------------- results
-
-
-@dataclass
-class World:
-    businesses: pd.DataFrame  # one row per business (index = business idx)
-    locations: pd.DataFrame
-    services: pd.DataFrame
-    persons: pd.DataFrame  # one row per person (index = person idx)
-    rels: pd.DataFrame  # one row per relationship (index = rel idx)
-
-
-def _split(s: str) -> list[str]:
-    return s.split()
+# ---------------------------------------------------------------------------- drawing
 
 
 def make_businesses(rng: np.random.Generator, n: int) -> pd.DataFrame:
@@ -357,7 +344,6 @@ def assign_relationships(
         hw = businesses.loc[home, "size"].to_numpy()
         primary[idx] = rng.choice(home, size=len(idx), p=hw / hw.sum())
     pairs = [np.stack([np.arange(n), primary], axis=1)]
-    taken = primary.copy()
     for share in EXTRA_BUSINESS_SHARES:
         extra = np.flatnonzero(rng.random(n) < share)
         choice = np.empty(len(extra), dtype=np.int64)
@@ -366,8 +352,6 @@ def assign_relationships(
             pool, w = pools[int(c)]
             choice[sel] = rng.choice(pool, size=int(sel.sum()), p=w)
         pairs.append(np.stack([extra, choice], axis=1))
-        taken = choice
-    _ = taken
     allp = np.concatenate(pairs)
     # drop repeats of the same (person, business); keep the first (primary) occurrence
     key = allp[:, 0] * 1_000_000 + allp[:, 1]
@@ -410,13 +394,12 @@ def _render(template: str, parts: dict[str, pa.Array]) -> pa.Array:
 
 def spell_phones(
     rng: np.random.Generator, country: np.ndarray, national: np.ndarray, invalid_share: float
-) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """Phone numbers as staff type them. Returns (spellings, format code, invalid kind
-    code: -1 valid, else an index into INVALID_KINDS)."""
+) -> tuple[pa.Array, np.ndarray]:
+    """Phone numbers as staff type them. Returns (spellings, invalid kind code: -1 valid,
+    else an index into INVALID_KINDS)."""
     n = len(national)
     nat = pc.cast(pa.array(national), pa.string())
     out = np.empty(n, dtype=object)
-    fmt = np.full(n, -1, dtype=np.int64)
     plus7 = np.flatnonzero(country != 2)
     de = np.flatnonzero(country == 2)
     for idx, formats, cuts in (
@@ -427,7 +410,6 @@ def spell_phones(
             continue
         w = np.array([f[1] for f in formats])
         code = rng.choice(len(formats), size=len(idx), p=w / w.sum())
-        fmt[idx] = code + (0 if formats is RU_FORMATS else 100)
         parts = _slices(nat.take(pa.array(idx)), cuts)
         for k, (template, _) in enumerate(formats):
             sel = np.flatnonzero(code == k)
@@ -451,4 +433,4 @@ def spell_phones(
                 if country[i] != 2
                 else (f"+49 00{n_[1:3]} {n_[3:]}")
             )
-    return pa.array(out, pa.string()), fmt, invalid
+    return pa.array(out, pa.string()), invalid

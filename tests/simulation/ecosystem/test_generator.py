@@ -8,7 +8,10 @@ import hmac
 import itertools
 import json
 import re
+import subprocess
+import sys
 from collections import Counter
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,9 +25,11 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from revisit.settings import Settings
 from simulation.ecosystem import SCALES, WebhookSecrets, generate
 
 Gen = tuple[Path, dict[str, Any]]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -59,7 +64,8 @@ def test_child_process_failure_is_raised(tmp_path: Path, monkeypatch: pytest.Mon
     def broken(*args: Any, **kwargs: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("simulation.ecosystem.generator.messaging.write_messages", broken)
+    # the sends are written by the second (forked) process
+    monkeypatch.setattr("simulation.ecosystem.generator.messaging.write_sends", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         generate(tmp_path / "s", customers=300, seed=3, processes=2)
 
@@ -245,6 +251,22 @@ def test_webhooks_verify_and_have_duplicates_and_late_arrivals(generated: Gen) -
         any("my_chat_member" in u for u in tg)
         or manifest["webhooks"]["opt_outs"]["telegram_block"] == 0
     )
+
+
+def test_default_secrets_are_the_receivers_development_secrets() -> None:
+    """The simulation does not import the platform, so its defaults repeat those of
+    revisit/settings.py: generated webhooks must pass a receiver with default settings."""
+    fields = Settings.model_fields
+    assert asdict(WebhookSecrets()) == {
+        name: fields[name].default.get_secret_value()
+        for name in ("whatsapp_app_secret", "telegram_secret_token", "sms_webhook_secret")
+    }
+
+
+def test_generator_does_not_import_the_platform() -> None:
+    code = "import sys, simulation.ecosystem; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "'revisit'" not in out.stdout
 
 
 def test_secrets_argument_is_used(tmp_path: Path) -> None:

@@ -23,27 +23,48 @@ classes below):
     send_at_local: "10:00"           # optional preferred local time of day
     validity: {valid_from: 2026-01-01, valid_to: null}
     priority: 50
+    schedule:                        # optional: when it is planned live, and with what
+      job: plan_birthdays            # planning job (triggers of one job plan together)
+      cron: "15 0 * * *"             # five-field cron, in `timezone` (default UTC)
+      name: birthdays_daily          # schedule name; default `<job>_schedule`
 
 Templates are `str.format` strings with plain `{variable}` fields only (no format specs,
 conversions, indexing); `{{`/`}}` are literal braces. The planner renders them in SQL,
 so every variable is a string; an empty value falls back to `template.defaults`.
 
-Errors: `load_triggers` checks every file and raises one `TriggerSpecError` listing each
-problem as `<file>: <field>: <what is wrong>`.
+Planning jobs: `planning_jobs(specs)` groups the scheduled triggers by `schedule.job`.
+Triggers of one job are planned together, so priorities and frequency caps are resolved
+across them; they must agree on the cron, the time zone and (where given) the schedule
+name. Orchestration builds one job and one schedule per group, so a new trigger file
+needs no code change: it joins a job by naming it, or starts a new one.
+
+Errors: `load_triggers` checks every file, and the jobs across files, and raises one
+`TriggerSpecError` listing each problem as `<file>: <field>: <what is wrong>`.
 """
 
 from __future__ import annotations
 
+import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, time
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from activation.contracts import Channel
 
@@ -189,6 +210,87 @@ class Validity(_Strict):
         return self
 
 
+# --- schedule --------------------------------------------------------------------------
+
+# (name, lowest, highest, names accepted for values) of the five cron fields
+_CRON_FIELDS = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun",
+                      "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)  # fmt: skip
+_CRON_ITEM = re.compile(r"^(?P<range>\*|(?P<lo>\w+)(?:-(?P<hi>\w+))?)(?:/(?P<step>\d+))?$")
+
+
+def _cron_value(text: str, field: tuple[str, int, int, Sequence[str]]) -> int:
+    label, lowest, highest, names = field
+    if text.lower() in names:
+        return names.index(text.lower()) + (1 if label == "month" else 0)
+    if not text.isdigit():
+        raise ValueError(f"{label}: {text!r} is not a number")
+    value = int(text)
+    if not lowest <= value <= highest:
+        raise ValueError(f"{label}: {value} is outside {lowest}–{highest}")
+    return value
+
+
+def check_cron(expression: str) -> str:
+    """A five-field cron expression (`*`, numbers, `a-b`, `/step`, lists, month and weekday
+    names); ValueError naming the field otherwise. Returns it with single spaces."""
+    parts = expression.split()
+    if len(parts) != 5:
+        raise ValueError(
+            f"{expression!r}: expected 5 fields (minute hour day-of-month month day-of-week)"
+        )
+    for part, field in zip(parts, _CRON_FIELDS, strict=True):
+        for item in part.split(","):
+            match = _CRON_ITEM.match(item)
+            if not match:
+                raise ValueError(f"{field[0]}: cannot read {item!r}")
+            if match["step"] is not None and int(match["step"]) == 0:
+                raise ValueError(f"{field[0]}: step 0 in {item!r}")
+            if match["lo"] is not None:
+                lo = _cron_value(match["lo"], field)
+                if match["hi"] is not None and _cron_value(match["hi"], field) < lo:
+                    raise ValueError(f"{field[0]}: range {item!r} runs backwards")
+    return " ".join(parts)
+
+
+class Schedule(_Strict):
+    """When a trigger is planned live: the planning job it belongs to and that job's cron.
+
+    Triggers naming the same `job` are planned together in one run (see `planning_jobs`).
+    Planning looks 24 hours ahead and places each send at the business's local time, so
+    the cron says how often plans are refreshed, not when messages go out.
+    """
+
+    job: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
+    cron: str = Field(min_length=1, description="five-field cron expression, in `timezone`")
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=64,
+        description="schedule name; default `<job>_schedule`",
+    )
+    timezone: str = Field(default="UTC", description="IANA zone the cron is read in")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return check_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+
 # --- kind parameters -------------------------------------------------------------------
 
 
@@ -291,6 +393,9 @@ class _SpecBase(_Strict):
     priority: int = Field(default=0, ge=-1000, le=1000)
     requires_marketing_consent: bool = True
     campaign_period: Literal["week", "month", "year", "none"] = "month"
+    schedule: Schedule | None = Field(
+        default=None, description="planning job and cron; None = planned on demand only"
+    )
 
     @model_validator(mode="after")
     def _check_template(self) -> _SpecBase:
@@ -445,9 +550,99 @@ def load_triggers(directory: Path | None = None) -> list[Any]:
             specs.append(load_trigger_file(path))
         except TriggerSpecError as ex:
             problems.extend(ex.problems)
+    if not problems:
+        problems = _job_problems(specs)
     if problems:
         raise TriggerSpecError(problems)
     return sorted(specs, key=lambda s: s.name)
+
+
+# --- planning jobs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanningJob:
+    """Triggers planned together on one schedule (from their `schedule` blocks)."""
+
+    name: str
+    triggers: tuple[str, ...]
+    cron: str
+    schedule_name: str
+    timezone: str = "UTC"
+    descriptions: tuple[str, ...] = ()
+
+    @property
+    def description(self) -> str:
+        """What the job plans: each trigger with its description."""
+        lines = [
+            f"- {t}: {d}" if d else f"- {t}"
+            for t, d in zip(self.triggers, self.descriptions, strict=True)
+        ]
+        return "\n".join(["Plans these triggers together, live into the outbox:", *lines])
+
+
+def _job_problems(specs: Sequence[Any]) -> list[str]:
+    """Disagreements between triggers of one job, and schedule names used by two jobs."""
+    problems: list[str] = []
+    by_job: dict[str, list[Any]] = {}
+    for spec in specs:
+        if spec.schedule is not None:
+            by_job.setdefault(spec.schedule.job, []).append(spec)
+    owner: dict[str, str] = {}
+    for job, members in sorted(by_job.items()):
+        first = members[0]
+        for field in ("cron", "timezone"):
+            values = {getattr(m.schedule, field) for m in members}
+            if len(values) > 1:
+                given = ", ".join(f"{m.name}: {getattr(m.schedule, field)!r}" for m in members)
+                problems.append(
+                    f"{first.name}.yaml: schedule.{field}: triggers of job {job!r} "
+                    f"disagree ({given})"
+                )
+        names = {m.schedule.name for m in members if m.schedule.name}
+        if len(names) > 1:
+            problems.append(
+                f"{first.name}.yaml: schedule.name: triggers of job {job!r} name "
+                f"different schedules {sorted(names)}"
+            )
+        for schedule_name in sorted(names) or [f"{job}_schedule"]:
+            if schedule_name in owner:
+                problems.append(
+                    f"{first.name}.yaml: schedule.name: {schedule_name!r} is already the "
+                    f"schedule of job {owner[schedule_name]!r}"
+                )
+            owner[schedule_name] = job
+    return problems
+
+
+def planning_jobs(specs: Sequence[Any]) -> list[PlanningJob]:
+    """The scheduled triggers grouped by `schedule.job`, by job name; triggers by name.
+
+    Raises TriggerSpecError when triggers of one job disagree on cron, time zone or
+    schedule name, or two jobs claim one schedule name (`load_triggers` checks this too).
+    """
+    problems = _job_problems(specs)
+    if problems:
+        raise TriggerSpecError(problems)
+    by_job: dict[str, list[Any]] = {}
+    for spec in specs:
+        if spec.schedule is not None:
+            by_job.setdefault(spec.schedule.job, []).append(spec)
+    jobs = []
+    for job, members in sorted(by_job.items()):
+        members.sort(key=lambda s: s.name)
+        names = [m.schedule.name for m in members if m.schedule.name]
+        jobs.append(
+            PlanningJob(
+                name=job,
+                triggers=tuple(m.name for m in members),
+                cron=members[0].schedule.cron,
+                schedule_name=names[0] if names else f"{job}_schedule",
+                timezone=members[0].schedule.timezone,
+                descriptions=tuple(m.description for m in members),
+            )
+        )
+    return jobs
 
 
 AnyTrigger = (

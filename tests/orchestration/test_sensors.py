@@ -7,7 +7,7 @@ import time
 
 from dagster import RunRequest, SkipReason, build_sensor_context
 
-from orchestration.sensors import partner_files, spool_segments
+from orchestration.defs.ingestion.sensors import partner_files, spool_segments
 from revisit.settings import Settings
 
 
@@ -55,7 +55,7 @@ def test_failing_deliveries_are_reported_once(settings: Settings) -> None:
 
     from activation.contracts import Channel, PlannedMessage
     from activation.outbox import Outbox
-    from orchestration.sensors import failing_deliveries
+    from orchestration.defs.activation.sensors import failing_deliveries
 
     settings.data_dir.joinpath("state").mkdir(parents=True)
     outbox = Outbox(settings.state_dsn)

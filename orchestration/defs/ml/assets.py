@@ -1,4 +1,9 @@
-"""ML assets (group `ml`): features as of the run date, the trained model, the scores."""
+"""ML assets (group `ml`): features as of the run date, the trained model, the scores.
+
+The work is in `ml/` (feature table, training and registry, scoring); this module hands
+it a warehouse client and the run's config and turns its results into metadata (metrics,
+calibration plot, lift chart) and the check against the promoted model.
+"""
 
 import base64
 import datetime as dt
@@ -17,21 +22,17 @@ from dagster import (
     multi_asset,
 )
 
+from orchestration.defs.models.assets import exposure_keys
 from orchestration.resources import WarehouseResource
 from revisit.settings import get_settings
 
-SETTINGS = get_settings()
 GROUP = "ml"
 FEATURES = AssetKey(["ml", "revisit_features"])
 MODEL = AssetKey(["ml", "revisit_model"])
 SCORES = AssetKey(["ml", "revisit_scores"])
-INPUTS = [
-    AssetKey(["marts", "fct_visits"]),
-    AssetKey(["marts", "dim_customers"]),
-    AssetKey(["marts", "cashback_ledger"]),
-    AssetKey(["intermediate", "int_appointments"]),
-    AssetKey(["intermediate", "int_message_sends"]),
-]
+# The marts the model reads: the dbt exposure `revisit_model` (dbt_project/models/exposures.yml).
+INPUTS = exposure_keys("revisit_model")
+ROC_AUC_CHECK = "roc_auc_not_below_promoted"
 
 
 class MlConfig(Config):
@@ -70,7 +71,7 @@ def _metric_table(metrics: dict[str, dict[str, float]]) -> str:
     ],
     check_specs=[
         AssetCheckSpec(
-            "roc_auc_not_below_promoted", asset=MODEL,
+            ROC_AUC_CHECK, asset=MODEL,
             description="The new model's ROC-AUC is at most 0.02 below the promoted "
             "model's on the same held-out data.",
         )
@@ -81,7 +82,8 @@ def revisit_ml(
     context: AssetExecutionContext, config: MlConfig, warehouse: WarehouseResource
 ) -> Any:
     """Features, training with evaluation against baselines, registry, scoring."""
-    from ml.features import FEATURE_SQL, LABEL
+    from ml.feature_table import build_feature_table
+    from ml.features import LABEL
     from ml.plots import calibration_plot_png, lift_chart_png
     from ml.registry import check_against_promoted, train_and_register
     from ml.scoring import score_customers
@@ -89,24 +91,17 @@ def revisit_ml(
 
     as_of = _as_of(config)
     threads = config.threads or None
-    models_dir = SETTINGS.models_dir
+    models_dir = get_settings().models_dir
     with warehouse.get_client() as client:
-        # The same feature SQL the model trains on, kept as a table for inspection.
-        client.command("CREATE DATABASE IF NOT EXISTS ml")
-        client.command(
-            "CREATE OR REPLACE TABLE ml.revisit_features ENGINE = MergeTree "
-            f"ORDER BY (business_id, customer_id) AS SELECT * EXCEPT ({LABEL}) "
-            f"FROM ({FEATURE_SQL})",
-            parameters={"cutoff": dt.datetime.combine(as_of, dt.time(), dt.UTC), "horizon": 30},
-        )
-        preview = client.query_df("SELECT * FROM ml.revisit_features LIMIT 5")
+        features = build_feature_table(client, as_of)
         yield MaterializeResult(
             asset_key=FEATURES,
             metadata={
                 "as_of": str(as_of),
-                "customers": int(client.command("SELECT count() FROM ml.revisit_features")),
-                "features": len(preview.columns),
-                "preview": MetadataValue.md(preview.to_markdown(index=False)),
+                "table": features.table,
+                "customers": features.customers,
+                "features": features.features,
+                "preview": MetadataValue.md(features.preview.to_markdown(index=False)),
             },
         )
 
@@ -133,7 +128,7 @@ def revisit_ml(
         check = check_against_promoted(models_dir, registration.version)
         yield AssetCheckResult(
             asset_key=MODEL,
-            check_name="roc_auc_not_below_promoted",
+            check_name=ROC_AUC_CHECK,
             passed=check.passed,
             metadata={
                 "new_roc_auc": check.new_roc_auc,
@@ -156,4 +151,4 @@ def revisit_ml(
         )
 
 
-ML_ASSETS = [revisit_ml]
+ASSETS = [revisit_ml]

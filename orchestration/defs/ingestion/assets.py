@@ -11,11 +11,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     AssetSpec,
     Config,
     MaterializeResult,
@@ -23,26 +19,12 @@ from dagster import (
     multi_asset,
 )
 
+from orchestration.defs.ingestion.checks import quarantine_check, quarantine_result, raw_key
 from orchestration.resources import WarehouseResource
 from revisit.settings import get_settings
 from warehouse.load import LoadResult
 
-SETTINGS = get_settings()
 GROUP = "ingestion"
-# Share of a table's rows that may go to quarantine before its check warns.
-QUARANTINE_WARN_RATE = 0.05
-
-
-def raw_key(table: str) -> AssetKey:
-    return AssetKey(["raw", table])
-
-
-def quarantine_check(table: str) -> AssetCheckSpec:
-    return AssetCheckSpec(
-        name="quarantine_rate",
-        asset=raw_key(table),
-        description=f"Rows rejected by validation stay under {QUARANTINE_WARN_RATE:.0%}.",
-    )
 
 
 def raw_spec(table: str, description: str) -> AssetSpec:
@@ -68,7 +50,6 @@ def report(
     quarantined = sum(r.rows_quarantined for r in results)
     skipped = sum(r.skipped for r in results)
     total = client.command(f"SELECT count() FROM raw.{table} FINAL")
-    rate = quarantined / (loaded + quarantined) if loaded + quarantined else 0.0
     errors = list(errors)
     yield MaterializeResult(
         asset_key=raw_key(table),
@@ -82,14 +63,7 @@ def report(
             "preview": MetadataValue.md(_preview(client, table)),
         },
     )
-    yield AssetCheckResult(
-        asset_key=raw_key(table),
-        check_name="quarantine_rate",
-        passed=rate <= QUARANTINE_WARN_RATE and not errors,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"quarantine_rate": rate, "rows_quarantined": quarantined,
-                  "unreadable_files": len(errors)},
-    )  # fmt: skip
+    yield quarantine_result(table, loaded, quarantined, len(errors))
 
 
 @multi_asset(
@@ -103,7 +77,7 @@ def messenger_events(context: AssetExecutionContext, warehouse: WarehouseResourc
     from ingestion.messenger import load_spool
 
     with warehouse.get_client() as client:
-        results = load_spool(client, SETTINGS.spool_dir)
+        results = load_spool(client, get_settings().spool_dir)
         yield from report(client, "messenger_events", results)
 
 
@@ -115,12 +89,22 @@ def message_sends(context: AssetExecutionContext, warehouse: WarehouseResource) 
     """messages/sends.jsonl of the source directory → raw.message_sends."""
     from ingestion.messages import load_message_sends
 
-    sends = SETTINGS.source_dir / "messages" / "sends.jsonl"
+    sends = message_export(get_settings().source_dir)
     with warehouse.get_client() as client:
         results = [load_message_sends(client, sends)] if sends.exists() else []
         if not sends.exists():
             context.log.warning(f"no message export at {sends}")
         yield from report(client, "message_sends", results)
+
+
+def message_export(source_dir: Path) -> Path:
+    """The messaging platform's export of historical sends."""
+    return source_dir / "messages" / "sends.jsonl"
+
+
+def partner_dir(source_dir: Path) -> Path:
+    """Partner offers (offers.jsonl) and one folder of feed files per partner."""
+    return source_dir / "partners"
 
 
 @multi_asset(
@@ -134,7 +118,7 @@ def partner_feeds(context: AssetExecutionContext, warehouse: WarehouseResource) 
     """partners/ of the source directory: offers and every partner's feed files."""
     from ingestion.partners import load_offers, load_partner_feeds
 
-    partners = SETTINGS.source_dir / "partners"
+    partners = partner_dir(get_settings().source_dir)
     offers_file = partners / "offers.jsonl"
     with warehouse.get_client() as client:
         offers = [load_offers(client, offers_file)] if offers_file.exists() else []
@@ -166,9 +150,10 @@ def crm(context: AssetExecutionContext, config: CrmConfig, warehouse: WarehouseR
     from ingestion.crm import load_crm_exports, sync_crm_api
     from ingestion.crm.files import entity_of
 
-    exports = SETTINGS.source_dir / "crm" / "exports"
+    settings = get_settings()
+    exports = settings.source_dir / "crm" / "exports"
     with warehouse.get_client() as client:
-        results = sync_crm_api(client, SETTINGS.crm_api(config.api_url or None))
+        results = sync_crm_api(client, settings.crm_api(config.api_url or None))
         file_results, errors = load_crm_exports(client, exports) if exports.exists() else ([], [])
         results += file_results
         for table in CRM_TABLES:
@@ -178,4 +163,4 @@ def crm(context: AssetExecutionContext, config: CrmConfig, warehouse: WarehouseR
             )  # fmt: skip
 
 
-INGESTION_ASSETS = [crm, messenger_events, message_sends, partner_feeds]
+ASSETS = [crm, messenger_events, message_sends, partner_feeds]

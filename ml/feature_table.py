@@ -1,0 +1,70 @@
+"""`ml.revisit_features`: the model's point-in-time features as a table, for inspection.
+
+The same feature SQL the model trains and scores on (`ml.features.FEATURE_SQL`), as of one
+cutoff, without the label. It is rebuilt whole on every call (CREATE OR REPLACE), so a
+repeated or interrupted run leaves one consistent table.
+
+    summary = build_feature_table(client, date(2026, 11, 1))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+from clickhouse_connect.driver.client import Client
+
+from ml.features import FEATURE_SQL, LABEL
+
+DATABASE = "ml"
+FEATURE_TABLE = f"{DATABASE}.revisit_features"
+# The label window the feature SQL is parameterised with; the label itself is dropped.
+HORIZON_DAYS = 30
+
+
+@dataclass(frozen=True)
+class FeatureTableSummary:
+    """What `build_feature_table` wrote: rows (customers), feature columns, a preview."""
+
+    table: str
+    as_of: dt.date
+    customers: int
+    features: int
+    preview: pd.DataFrame
+
+
+def feature_table_sql(table: str = FEATURE_TABLE) -> str:
+    """The statement that (re)creates the table; parameters `cutoff` and `horizon`."""
+    return (
+        f"CREATE OR REPLACE TABLE {table} ENGINE = MergeTree "
+        f"ORDER BY (business_id, customer_id) AS SELECT * EXCEPT ({LABEL}) "
+        f"FROM ({FEATURE_SQL})"
+    )
+
+
+def build_feature_table(
+    client: Client,
+    as_of: dt.date,
+    *,
+    table: str = FEATURE_TABLE,
+    preview_rows: int = 5,
+) -> FeatureTableSummary:
+    """Features of every customer with a visit before `as_of` (00:00 UTC) into `table`."""
+    database = table.split(".", 1)[0] if "." in table else DATABASE
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(
+        feature_table_sql(table),
+        parameters={
+            "cutoff": dt.datetime.combine(as_of, dt.time(), dt.UTC),
+            "horizon": HORIZON_DAYS,
+        },
+    )
+    preview = client.query_df(f"SELECT * FROM {table} LIMIT {int(preview_rows)}")
+    return FeatureTableSummary(
+        table=table,
+        as_of=as_of,
+        customers=int(client.command(f"SELECT count() FROM {table}")),
+        features=len(preview.columns),
+        preview=preview,
+    )

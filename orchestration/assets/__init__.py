@@ -1,1 +1,0 @@
-"""Assets per domain: ingestion, dbt models, ml, activation."""

@@ -21,11 +21,15 @@ DATABASE = "ml"
 FEATURE_TABLE = f"{DATABASE}.revisit_features"
 # The label window the feature SQL is parameterised with; the label itself is dropped.
 HORIZON_DAYS = 30
+KEY_COLUMNS = ("business_id", "customer_id")
+# Columns of the table that are not model features: the keys and the cutoff.
+NOT_FEATURES = frozenset({*KEY_COLUMNS, "cutoff"})
 
 
 @dataclass(frozen=True)
 class FeatureTableSummary:
-    """What `build_feature_table` wrote: rows (customers), feature columns, a preview."""
+    """What `build_feature_table` wrote: rows (customers), feature columns (all but the
+    keys and the cutoff), and the first rows."""
 
     table: str
     as_of: dt.date
@@ -38,7 +42,7 @@ def feature_table_sql(table: str = FEATURE_TABLE) -> str:
     """The statement that (re)creates the table; parameters `cutoff` and `horizon`."""
     return (
         f"CREATE OR REPLACE TABLE {table} ENGINE = MergeTree "
-        f"ORDER BY (business_id, customer_id) AS SELECT * EXCEPT ({LABEL}) "
+        f"ORDER BY ({', '.join(KEY_COLUMNS)}) AS SELECT * EXCEPT ({LABEL}) "
         f"FROM ({FEATURE_SQL})"
     )
 
@@ -60,11 +64,14 @@ def build_feature_table(
             "horizon": HORIZON_DAYS,
         },
     )
+    columns = [row[0] for row in client.query(f"DESCRIBE TABLE {table}").result_rows]
     preview = client.query_df(f"SELECT * FROM {table} LIMIT {int(preview_rows)}")
+    if preview.empty:
+        preview = pd.DataFrame(columns=columns)
     return FeatureTableSummary(
         table=table,
         as_of=as_of,
         customers=int(client.command(f"SELECT count() FROM {table}")),
-        features=len(preview.columns),
+        features=len([c for c in columns if c not in NOT_FEATURES]),
         preview=preview,
     )

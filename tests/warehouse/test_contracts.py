@@ -44,7 +44,8 @@ EXPOSURES = {
     "activation_delivery": ["activation/delivery.py", "activation/reconcile.py"],
     "marketer_exports": ["warehouse/exports.py"],
 }
-BELOW_MARTS = re.compile(r"\b(raw|staging|intermediate)\.[A-Za-z_]\w*")
+# A table below the marts named in SQL, unless it is written to (INSERT INTO raw.x).
+BELOW_MARTS = re.compile(r"(?<!INSERT INTO )\b(raw|staging|intermediate)\.[A-Za-z_]\w*", re.I)
 MARTS_TABLE = re.compile(r"\bmarts\.([A-Za-z_]\w*)")
 
 
@@ -83,6 +84,7 @@ def test_the_scan_sees_sql_in_strings_and_f_strings(tmp_path: Path) -> None:
         "raw = {}\n"
         "raw.get('x')  # Python names are not reads\n"
         'SQL = "SELECT * FROM staging.stg_crm__customers"\n'
+        'WRITE = "INSERT INTO raw.messenger_events VALUES"\n'
         "def f(k):\n"
         '    return f"SELECT {k} FROM intermediate.int_appointments"\n'
     )

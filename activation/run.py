@@ -263,7 +263,7 @@ def enqueue_accruals(
 
 
 @dataclass
-class DeliverReport:
+class DeliverDueReport:
     """A delivery pass: what was sent, opt-outs recorded, log rows, reconciliation."""
 
     dry_run: bool
@@ -303,7 +303,7 @@ def deliver_due(
     kinds: Iterable[Kind] = KINDS,
     already_delivered: AlreadyDelivered | None = None,
     log_since: dt.datetime | None = None,
-) -> DeliverReport:
+) -> DeliverDueReport:
     """Deliver what is due, record provider opt-outs, log to ClickHouse, reconcile.
 
     Live: every due outbox row is sent exactly once (`activation.delivery.deliver`;
@@ -318,7 +318,7 @@ def deliver_due(
     from activation.delivery import deliver, messenger_events_lookup
 
     if dry_run:
-        return DeliverReport(
+        return DeliverDueReport(
             dry_run=True, reconciled=reconcile(client, outbox), outbox=outbox.counts()
         )
     report = deliver(
@@ -327,7 +327,7 @@ def deliver_due(
     )  # fmt: skip
     recorded = record_opt_outs(client, report.opt_outs)
     logged = log_to_warehouse(client, outbox, since=log_since)
-    return DeliverReport(
+    return DeliverDueReport(
         dry_run=False, reconciled=reconcile(client, outbox), outbox=outbox.counts(),
         delivery=report, opt_outs_recorded=recorded, logged=logged,
     )  # fmt: skip
@@ -392,7 +392,7 @@ class RunReport:
 
     plan: PlanReport
     accruals: AccrualReport
-    delivery: DeliverReport
+    delivery: DeliverDueReport
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -163,7 +163,7 @@ def deliveries(
         )
     yield MaterializeResult(asset_key=DELIVERIES, metadata=metadata)
     yield checks.delivery_failures(report.failures)
-    yield checks.accruals_reconciled(report.reconciled)
+    yield checks.accruals_reconciled(report.reconciled, dry_run=report.dry_run)
 
 
 ASSETS = [activation, cashback_accruals, deliveries]

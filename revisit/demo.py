@@ -117,6 +117,17 @@ def run_main_job(settings: Settings, run_config: dict[str, Any]) -> Any:
         )
 
 
+def failed_error_checks(result: Any) -> list[str]:
+    """`<asset>: <check>` of every ERROR-severity asset check that did not pass."""
+    from dagster import AssetCheckSeverity
+
+    return [
+        f"{evaluation.asset_key.to_user_string()}: {evaluation.check_name}"
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR
+    ]
+
+
 def print_activation(result: Any, console: Console) -> None:
     """The dry run's counts per trigger, from the activation assets' metadata."""
     table = Table("trigger", "planned", "holdout", "excluded", "skipped because",
@@ -185,6 +196,7 @@ def run_demo(settings: Settings, console: Console, *, customers: int, seed: int 
         for event in [e for e in result.all_events if e.is_failure][:5]:
             console.print(f"[red]{event.step_key}: {event.message}[/]")
         raise SystemExit(f"the main job failed (run id {result.run_id})")
+    failed_checks = failed_error_checks(result)
 
     print_activation(result, console)
     with warehouse.connect(settings.warehouse_dsn) as client:
@@ -194,6 +206,14 @@ def run_demo(settings: Settings, console: Console, *, customers: int, seed: int 
     for database, name, engine, count in inventory:
         table.add_row(database, name, engine, f"{count:,}")
     console.print(table)
+    if failed_checks:
+        for name in failed_checks:
+            console.print(f"[red]check failed (ERROR): {name}[/]")
+        raise SystemExit(
+            f"{len(failed_checks)} ERROR check(s) failed: {', '.join(failed_checks)} "
+            f"(Dagster run {result.run_id}; see the checks in `make dev`)"
+        )
+    console.print("checks: every ERROR-severity check passed")
     console.print(
         f"[green]done[/] in {time.perf_counter() - started:.1f} s — Dagster run {result.run_id}\n"
         f"Next:\n"

@@ -16,13 +16,13 @@ import warehouse
 from activation.activation_log import ensure_log_tables
 from ml.contract import ensure_scores_table
 from revisit.settings import Settings
-from tests.activation_delivery.conftest import (  # noqa: F401 - fixtures used by name
+from tests.activation.delivery.conftest import (  # noqa: F401 - fixtures used by name
     _cluster,
     jsonl_dir,
     outbox,
     standins,
 )
-from tests.activation_planner.conftest import Fixtures
+from tests.activation.planner.conftest import Fixtures
 from warehouse import contracts
 from warehouse.load import prepare_raw
 

@@ -13,8 +13,8 @@ from activation import run
 from activation.contracts import Channel, State
 from activation.outbox import Outbox
 from simulation.providers import StandinCluster
-from tests.activation_delivery.conftest import NOW, accrual, fast_config, message
-from tests.activation_planner.conftest import Fixtures, trigger, utc
+from tests.activation.delivery.conftest import NOW, accrual, fast_config, message
+from tests.activation.planner.conftest import Fixtures, trigger, utc
 
 PLAN_AT = utc(2026, 3, 12, 6)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from ingestion.messenger.signing import signed_headers
 from ingestion.messenger.spool import SpoolRecord, read_segment
 from simulation.webhook_replay import replay
-from tests.messenger.conftest import SECRETS, RunningReceiver, body_bytes, sms_report
+from tests.ingestion.messenger.conftest import SECRETS, RunningReceiver, body_bytes, sms_report
 
 
 def test_replay_posts_every_line_in_order(receiver: RunningReceiver, tmp_path: Path) -> None:

@@ -6,13 +6,13 @@ import time
 
 import httpx
 import pytest
-from crmdata import APPOINTMENTS, appointment, write_jsonl
 
 from ingestion.crm import CrmApiConfig, CursorStore, sync_crm_api
 from ingestion.crm.api import CrmApiClient, CrmApiError
 from ingestion.identity import customer_id
 from revisit.settings import Settings
 from simulation.crm_api import Faults, serve_in_background
+from tests.ingestion.crm.crmdata import APPOINTMENTS, appointment, write_jsonl
 
 
 def _api(settings: Settings, base_url: str) -> CrmApiConfig:

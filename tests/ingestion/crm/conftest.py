@@ -6,10 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crmdata import APPOINTMENTS, BUSINESSES, CUSTOMERS, LOCATIONS, SERVICES, write_jsonl
 
 import warehouse
 from revisit.settings import Settings
+from tests.ingestion.crm.crmdata import (
+    APPOINTMENTS,
+    BUSINESSES,
+    CUSTOMERS,
+    LOCATIONS,
+    SERVICES,
+    write_jsonl,
+)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from ingestion.messenger.receiver import ReceiverConfig, WebhookApp
 from ingestion.messenger.signing import hmac_signature, signed_headers
 from ingestion.messenger.spool import CLOSED_SUFFIX, OPEN_SUFFIX, SpoolRecord, read_segment
-from tests.messenger.conftest import (
+from tests.ingestion.messenger.conftest import (
     SECRETS,
     RunningReceiver,
     body_bytes,
@@ -155,7 +155,7 @@ def test_serve_in_a_subprocess_closes_its_segments_on_sigterm(tmp_path: Path, wo
     process = subprocess.Popen(
         [sys.executable, "-m", "revisit.webhook_receiver", "--host", "127.0.0.1", "--port", "0",
          "--workers", str(workers)],
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
         env=env,
         stdout=subprocess.PIPE,
         text=True,

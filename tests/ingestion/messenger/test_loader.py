@@ -10,7 +10,7 @@ import warehouse
 from ingestion.messenger.loader import load_spool
 from ingestion.messenger.signing import signed_headers
 from ingestion.messenger.spool import LOADED_DIR, OPEN_SUFFIX, encode_record, read_segment
-from tests.messenger.conftest import (
+from tests.ingestion.messenger.conftest import (
     SECRETS,
     body_bytes,
     make_config,

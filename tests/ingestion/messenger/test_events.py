@@ -6,7 +6,7 @@ import pytest
 
 from ingestion.messenger.events import is_stop_text, record_events
 from ingestion.messenger.spool import SpoolRecord
-from tests.messenger.conftest import (
+from tests.ingestion.messenger.conftest import (
     body_bytes,
     tg_block,
     wa_inbound,

@@ -12,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from crmdata import APPOINTMENTS, BUSINESSES, CUSTOMERS, SERVICES, appointment
 
 import warehouse
 from ingestion.crm import files, load_crm_exports
 from ingestion.crm.files import entity_of
 from ingestion.crm.mapping import load_field_map
 from revisit.settings import PROJECT_ROOT
+from tests.ingestion.crm.crmdata import APPOINTMENTS, BUSINESSES, CUSTOMERS, SERVICES, appointment
 
 
 def count(client, table: str) -> int:

@@ -42,7 +42,7 @@ def test_kill_9_mid_run_then_rerun_gives_exactly_one_effect_per_key(
         standins.admin(provider).set_faults(delay_s=0.04)  # slow providers: ~200 msg/s
     dsn = outbox.engine.url.render_as_string(hide_password=False)
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.activation_delivery._child", dsn, _config_json(standins),
+        [sys.executable, "-m", "tests.activation.delivery._child", dsn, _config_json(standins),
          json.dumps(standins.urls)],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip

@@ -136,7 +136,7 @@ def build(settings: Settings) -> tuple[float, list[tuple[str, float]], list[str]
     failed = [
         f"{r['unique_id'].split('.')[-1]}: {r['status']} {(r.get('message') or '')[:200]}"
         for r in results
-        if r["status"] not in ("success", "pass")
+        if r["status"] not in ("success", "pass", "no-op")  # exposures report no-op
     ]
     return total, sorted(models, key=lambda m: -m[1])[:5], failed
 

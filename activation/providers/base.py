@@ -10,7 +10,7 @@ Guarantees (the payments-API reference: at-most-once *effect* under retries):
 - WhatsApp Cloud API and Telegram have no idempotency: a repeat is a second message.
   Residual risk, minimised: before re-sending a request whose outcome is unknown (an
   ambiguous failure in this run, or a row recovered from a crashed run), the client asks
-  `already_delivered(key)` (backed by status webhooks in raw.messenger_events, or the
+  `already_delivered(key)` (backed by status webhooks in marts.fct_messenger_status_events, or the
   stand-ins' lookup) and records the row as sent if the provider has it. What remains: a
   message the provider accepted but whose status webhook has not arrived yet when we ask
   (seconds) is sent twice; Telegram sends no status webhooks, so without a hook an

@@ -24,6 +24,7 @@ path only authenticates, checks the body is JSON, and appends.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import json
 import logging
@@ -130,6 +131,10 @@ class WebhookApp:
         """Recover dead segments and start the spool writer (idempotent)."""
         if self.config.gil_switch_interval_s is not None:
             sys.setswitchinterval(self.config.gil_switch_interval_s)
+        # Everything imported so far lives as long as the process: moved out of the cyclic
+        # collector's generations, it is not rescanned by every full collection while the
+        # worker serves (the worker imports the settings' whole config tree at start).
+        gc.freeze()
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:

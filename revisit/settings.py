@@ -8,7 +8,7 @@ and hand them down:
 - `Settings.dbt()` → `warehouse.config.DbtConfig`;
 - `Settings.crm_api()` → `ingestion.crm.CrmApiConfig`;
 - `Settings.receiver()` → `ingestion.messenger.receiver.ReceiverConfig`;
-- `Settings.providers()` → `activation.providers.config.ProvidersConfig` (its fields are
+- `Settings.providers()` → `activation.config.ProvidersConfig` (its fields are
   settings too: `Settings` extends that model, so `REVISIT_WHATSAPP_BASE_URL` sets
   `whatsapp_base_url`, and so on; they are declared once, there).
 
@@ -32,7 +32,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from activation.providers.config import ProvidersConfig
+from activation.config import ProvidersConfig
 from ingestion.config import CrmApiConfig, ReceiverConfig
 from warehouse.config import PROJECT_ROOT, DbtConfig
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from activation.config import ProvidersConfig
 from activation.providers.base import (
     AlreadyDelivered,
     Attempt,
@@ -22,7 +23,6 @@ from activation.providers.clients import (
     TelegramProvider,
     WhatsAppProvider,
 )
-from activation.providers.config import ProvidersConfig
 
 __all__ = [
     "AlreadyDelivered",

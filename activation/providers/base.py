@@ -42,7 +42,7 @@ import httpx
 import orjson
 from aiolimiter import AsyncLimiter
 
-from activation.providers.config import ProvidersConfig
+from activation.config import ProvidersConfig
 from activation.providers.transport import SingleConnectionTransport, default_ssl_context
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]

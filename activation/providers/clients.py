@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from activation.config import ProvidersConfig
 from activation.providers.base import (
     Attempt,
     OutboxItem,
@@ -14,7 +15,6 @@ from activation.providers.base import (
     json_or_none,
     parse_retry_after,
 )
-from activation.providers.config import ProvidersConfig
 
 # Cloud API error codes (developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes).
 WHATSAPP_RETRYABLE = {

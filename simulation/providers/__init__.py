@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from activation.providers.config import ProvidersConfig
+from activation.config import ProvidersConfig
 from simulation.providers.apps import APP_FACTORIES, Faults, StandinState
 
 __all__ = [

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 import warehouse
-from revisit.settings import Settings, get_settings
+from revisit.settings import Settings, SettingsError, get_settings
 
 app = typer.Typer(
     help="Revisit — retention data platform: ingestion → dbt → ML → activation.",
@@ -296,5 +296,15 @@ def demo(
         raise _fail(str(ex)) from None
 
 
+def main() -> None:
+    """The `revisit` entry point: a setting or warehouse the user must fix is one line
+    on stderr and exit code 2, not a traceback."""
+    try:
+        app()
+    except (SettingsError, warehouse.WarehouseError) as ex:
+        err_console.print(f"[bold red]error:[/] {ex}", soft_wrap=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

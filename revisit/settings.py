@@ -29,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activation.config import ProvidersConfig
@@ -129,6 +129,21 @@ class Settings(ProvidersConfig, BaseSettings):
         return PROJECT_ROOT
 
 
+class SettingsError(ValueError):
+    """A `REVISIT_*` variable holds a value the settings cannot take."""
+
+
 def get_settings() -> Settings:
-    """Settings as the environment says now (cheap; callers may keep the result)."""
-    return Settings()
+    """Settings as the environment says now (cheap; callers may keep the result).
+
+    Raises SettingsError naming each offending variable, its value and what it accepts.
+    """
+    try:
+        return Settings()
+    except ValidationError as ex:
+        problems = [
+            f"REVISIT_{'_'.join(str(part) for part in error['loc']).upper()}="
+            f"{error.get('input')!r}: {error['msg']}"
+            for error in ex.errors()
+        ]
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -6,10 +6,11 @@ import csv
 import io
 import json
 import os
+import subprocess
 
 import warehouse
 from revisit.settings import Settings
-from tests.conftest import run_cli
+from tests.conftest import VENV_BIN, run_cli
 
 
 def _seed(settings: Settings) -> None:
@@ -62,3 +63,15 @@ def test_doctor_reports_ok_then_locked(settings: Settings) -> None:
     assert status["status"] == "locked"
     assert status["pid"] == str(os.getpid())
     assert status["path"] == str(settings.data_dir / "warehouse")
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(settings: Settings) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVISIT_")}
+    env.update(REVISIT_DATA_DIR=str(settings.data_dir), REVISIT_DBT_TARGET="cloud")
+    done = subprocess.run(
+        [str(VENV_BIN / "revisit"), "doctor"], env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "REVISIT_DBT_TARGET='cloud'" in done.stderr and "'embedded' or 'server'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -468,6 +468,54 @@ class Outbox:
             result = conn.execute(stmt, params)
         return int(result.rowcount or 0)
 
+    # -- dead letters ---------------------------------------------------------------------------
+    def requeue(self, keys: Iterable[str], *, now: datetime | None = None) -> list[str]:
+        """Move dead rows back to `planned`, due now, with their attempts reset.
+
+        Only rows in `dead` are touched (a key that is not dead, or unknown, is left as
+        it is and not returned): a sent row can never be re-sent this way. The row keeps
+        its key, so providers still deduplicate it, and its `uncertain` flag, so a row
+        whose last outcome was unknown is still looked up before it is sent again. The
+        requeue is recorded on the row: reason `requeued`, and `last_error` says when and
+        what the dead row's last error was. A message past `expires_at` is swept to
+        `skipped`/`expired` by the next delivery instead of being sent late.
+
+        Returns the keys requeued, sorted.
+        """
+        wanted = sorted(set(keys))
+        if not wanted:
+            return []
+        now = now or utcnow()
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        done: list[str] = []
+        with self.engine.begin() as conn:
+            for table in TABLES.values():
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    dead = and_(
+                        table.c.idempotency_key.in_(chunk), table.c.state == State.dead.value
+                    )
+                    rows = conn.execute(
+                        select(table.c.idempotency_key, table.c.attempts, table.c.error_code,
+                               table.c.last_error).where(dead)
+                    ).all()  # fmt: skip
+                    for key, attempts, code, error in rows:
+                        note = (
+                            f"requeued {stamp} after {attempts} attempt(s), was dead: "
+                            f"{code or '-'} {error or ''}"
+                        ).strip()
+                        conn.execute(
+                            update(table)
+                            .where(table.c.idempotency_key == key,
+                                   table.c.state == State.dead.value)
+                            .values(state=State.planned.value, reason="requeued", attempts=0,
+                                    next_attempt_at=now, lease_until=null(), run_token=null(),
+                                    claimed_at=null(), last_error=note[:2000], updated_at=now,
+                                    version=table.c.version + 1)
+                        )  # fmt: skip
+                        done.append(key)
+        return sorted(done)
+
     # -- reading -------------------------------------------------------------------------------
     def counts(self) -> dict[str, dict[str, int]]:
         """`{kind: {state: rows}}`."""

@@ -105,3 +105,43 @@ def test_an_outbox_created_before_the_claim_order_index_gets_it(outbox: Outbox) 
     outbox.enqueue([message(1)])
     assert len(reopened.claim("message", 5, run_token="r:0", lease_s=60)) == 1
     reopened.dispose()
+
+
+def test_requeue_moves_only_dead_rows_back_to_planned_and_records_it(outbox: Outbox) -> None:
+    dead_msg, sent_msg, dead_acc = message(1), message(2), accrual(1)
+    outbox.enqueue([dead_msg, sent_msg, dead_acc, message(3)])
+    for kind in ("message", "accrual"):
+        items = outbox.claim(kind, 10, run_token=f"r-{kind}:0", lease_s=60)
+        done = [
+            Completion(i.key, f"r-{kind}:0", State.sent, provider_ref="ok")
+            if i.key == sent_msg.idempotency_key
+            else Completion(i.key, f"r-{kind}:0", State.dead, reason="permanent",
+                            provider="whatsapp", error_code="131026",
+                            last_error="message undeliverable")
+            for i in items
+            if i.key != message(3).idempotency_key
+        ]  # fmt: skip
+        outbox.complete(kind, done)
+    in_flight = message(3).idempotency_key  # still `sending`: not dead, must stay as it is
+    before = {r["idempotency_key"]: r for r in outbox.rows("message")}
+
+    requeued = outbox.requeue(
+        [dead_msg.idempotency_key, sent_msg.idempotency_key, in_flight,
+         dead_acc.idempotency_key, "no-such-key"]
+    )  # fmt: skip
+    assert requeued == sorted([dead_msg.idempotency_key, dead_acc.idempotency_key])
+    row = outbox.rows("message", keys=[dead_msg.idempotency_key])[0]
+    assert (row["state"], row["reason"], row["attempts"]) == ("planned", "requeued", 0)
+    assert row["next_attempt_at"] is not None and row["lease_until"] is None
+    assert row["version"] == before[dead_msg.idempotency_key]["version"] + 1
+    assert "requeued" in row["last_error"] and "131026 message undeliverable" in row["last_error"]
+    assert outbox.rows("accrual")[0]["state"] == "planned"
+    after = {r["idempotency_key"]: r for r in outbox.rows("message")}
+    for key in (sent_msg.idempotency_key, in_flight):
+        assert after[key] == before[key]  # untouched: same state, version, everything
+
+    # Requeued rows are due again: the next claim takes them, with fresh attempts.
+    claimed = outbox.claim("message", 10, run_token="r2:0", lease_s=60)
+    assert [(i.key, i.attempts) for i in claimed] == [(dead_msg.idempotency_key, 1)]
+    assert outbox.requeue([dead_msg.idempotency_key]) == []  # now `sending`: not dead
+    assert outbox.requeue([]) == []

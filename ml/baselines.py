@@ -7,9 +7,11 @@ Each baseline has `fit(train)` on training examples (features frame with labels,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.linear_model import LogisticRegression
 
 from ml import bgnbd
@@ -112,6 +114,38 @@ class BGNBDBaseline:
         params = bgnbd.fit_bgnbd(x, t_x, T, start=start)
         self.params[key] = params
         return bgnbd.prob_purchase_within(params, x, t_x, T, horizon)
+
+
+class Baseline(Protocol):
+    def fit(self, train: pd.DataFrame) -> Baseline: ...
+
+    def predict(self, frame: pd.DataFrame, horizon_days: int | None = None) -> np.ndarray: ...
+
+
+@dataclass
+class BaselineModel:
+    """A fitted baseline standing in for a refused model, with the model's scoring surface.
+
+    The registry saves one when the trained model fails the quality gate and no earlier
+    model is promoted, so scoring still ranks customers — by a rule a marketer can explain
+    — and `ml.revisit_scores.model_version` says which (`…-baseline-<name>`). It gives no
+    reason codes: a baseline has one input.
+    """
+
+    name: str
+    baseline: Baseline
+    horizon_days: int
+    features: list[str] = field(default_factory=list)
+    reason_features: list[str] = field(default_factory=list)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        if frame.empty:
+            return np.zeros(0)
+        return self.baseline.predict(frame, self.horizon_days)
+
+    def reason_codes(self, frame: pd.DataFrame, top: int = 3) -> pa.ListArray:
+        offsets = pa.array(np.zeros(len(frame) + 1, dtype=np.int32))
+        return pa.ListArray.from_arrays(offsets, pa.array([], type=pa.string()))
 
 
 def all_baselines() -> dict[str, RecencyBaseline | RFMCellBaseline | BGNBDBaseline]:

@@ -9,9 +9,13 @@ Layout under `settings.models_dir`:
     revisit/promoted.json              {"version": ..., "promoted_at": ...}
 
 Files are written to a temporary name and renamed, so a crash never leaves a half model
-behind a version or a promotion pointing at nothing. Promotion rule: a new model replaces
-the promoted one only if its ROC-AUC on the new run's held-out data is not below the
-promoted model's ROC-AUC on the same rows (re-scored with the promoted model).
+behind a version or a promotion pointing at nothing. Promotion rule: a new model must pass
+the quality gate (`QualityGate`: enough held-out customers and positives, ROC-AUC above
+the best baseline's by a margin) and then replaces the promoted one only if its ROC-AUC
+on the new run's held-out data is not below the promoted model's ROC-AUC on the same rows
+(re-scored with the promoted model). A refused model is saved but not promoted; when no
+model is promoted yet, the best baseline is saved as `<version>-baseline-<name>` (a
+`ml.baselines.BaselineModel`) and promoted instead, so scoring still works and says so.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from ml.baselines import BaselineModel
 from ml.features import LABEL
 from ml.metrics import score_metrics
 from ml.train import RevisitModel, TrainingRun
@@ -97,7 +102,9 @@ def load_metadata(models_dir: Path, version: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def load_model(models_dir: Path, version: str | None = None) -> tuple[str, RevisitModel]:
+def load_model(
+    models_dir: Path, version: str | None = None
+) -> tuple[str, RevisitModel | BaselineModel]:
     """(version, model) — the promoted version unless `version` is given."""
     version = version or promoted_version(models_dir)
     if version is None:
@@ -162,6 +169,52 @@ def check_against_promoted(models_dir: Path, version: str, max_drop: float = 0.0
 
 
 @dataclass(frozen=True)
+class QualityGate:
+    """What a trained model must show on its held-out cutoff before it may be promoted.
+
+    A model fitted on a few dozen customers can score everyone alike (ROC-AUC 0.5) and
+    would still beat "no model"; the gate refuses it, and a model that does not rank
+    better than the simplest rule it was compared with is not worth its opacity either.
+    """
+
+    min_customers: int = 200
+    min_positives: int = 20  # and as many negatives: an AUC needs both classes
+    min_auc_margin: float = 0.005
+
+    def refusals(self, metrics: dict[str, dict[str, float]]) -> list[str]:
+        """Why the model's metrics fail the gate; empty when they pass."""
+        model = metrics["model"]
+        n = int(model["n"])
+        positives = round(model["overall_rate"] * n) if n else 0
+        out = []
+        if n < self.min_customers:
+            out.append(f"{n} held-out customers (at least {self.min_customers} needed)")
+        if min(positives, n - positives) < self.min_positives:
+            out.append(
+                f"{positives} of {n} held-out customers revisited (at least "
+                f"{self.min_positives} revisits and non-revisits needed)"
+            )
+        best = best_baseline(metrics)
+        best_auc = metrics[best]["roc_auc"]
+        auc = model["roc_auc"]
+        if np.isnan(auc) or (not np.isnan(best_auc) and auc < best_auc + self.min_auc_margin):
+            out.append(
+                f"ROC-AUC {auc:.4f} is not above the best baseline ({best} {best_auc:.4f}) "
+                f"by {self.min_auc_margin}"
+            )
+        return out
+
+
+def best_baseline(metrics: dict[str, dict[str, float]]) -> str:
+    """The baseline with the highest held-out ROC-AUC (lowest Brier when no AUC exists)."""
+    names = [name for name in metrics if name != "model"]
+    with_auc = [name for name in names if not np.isnan(metrics[name]["roc_auc"])]
+    if with_auc:
+        return max(with_auc, key=lambda name: metrics[name]["roc_auc"])
+    return min(names, key=lambda name: metrics[name]["brier"])
+
+
+@dataclass(frozen=True)
 class Registration:
     """What `register` did."""
 
@@ -169,22 +222,33 @@ class Registration:
     promoted: bool
     reason: str
     metadata: dict[str, Any]
+    refusals: tuple[str, ...] = ()
+    # The baseline version saved and promoted in the refused model's place, if any.
+    fallback_version: str | None = None
 
 
 def register(
-    models_dir: Path, run: TrainingRun, *, tolerance: float = 0.0, now: dt.datetime | None = None
+    models_dir: Path,
+    run: TrainingRun,
+    *,
+    tolerance: float = 0.0,
+    now: dt.datetime | None = None,
+    gate: QualityGate | None = None,
 ) -> Registration:
-    """Save `run` as a new version and promote it unless it is worse than the promoted one.
+    """Save `run` as a new version and promote it if it passes the quality gate and is not
+    worse than the promoted one.
 
     "Worse" = ROC-AUC more than `tolerance` below the promoted model's on this run's
     held-out rows (the promoted model re-scores them). A promoted version whose file
-    cannot be loaded or scored does not block promotion; the reason says so.
+    cannot be loaded or scored does not block promotion; the reason says so. A refused
+    model with nothing promoted yet leaves the best baseline promoted in its place.
     """
     now = now or dt.datetime.now(dt.UTC)
     version = f"{now:%Y%m%dT%H%M%S%f}Z-{run.data_fingerprint[:8]}"
     new_auc = run.metrics["model"]["roc_auc"]
     previous = promoted_version(models_dir)
     promoted_auc: float | None = None
+    refusals = (gate or QualityGate()).refusals(run.metrics)
     if previous is None:
         promote_it, reason = True, "first model"
     else:
@@ -201,6 +265,8 @@ def register(
                 f"ROC-AUC {new_auc:.4f} vs promoted {previous} {promoted_auc:.4f} "
                 f"on the same held-out rows"
             )
+    if refusals:
+        promote_it, reason = False, "refused: " + "; ".join(refusals)
     metadata = {
         "name": MODEL_NAME,
         "version": version,
@@ -220,25 +286,69 @@ def register(
         "promotion": {
             "promoted": promote_it,
             "reason": reason,
+            "refusals": refusals,
             "previous_version": previous,
             "new_roc_auc": new_auc,
             "promoted_roc_auc": promoted_auc,
             "tolerance": tolerance,
         },
     }
+    metadata = _save(models_dir, version, run.model, metadata)
+    if promote_it:
+        promote(models_dir, version)
+    fallback = None
+    if refusals and previous is None:
+        fallback = _save_baseline(models_dir, run, version, now)
+        promote(models_dir, fallback)
+        reason += f"; nothing was promoted yet, so scoring uses the baseline {fallback}"
+    return Registration(
+        version=version,
+        promoted=promote_it,
+        reason=reason,
+        metadata=metadata,
+        refusals=tuple(refusals),
+        fallback_version=fallback,
+    )
+
+
+def _save(models_dir: Path, version: str, model: Any, metadata: dict[str, Any]) -> dict[str, Any]:
     metadata = _clean(metadata)
     folder = _root(models_dir) / version
     folder.mkdir(parents=True, exist_ok=False)
     with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".tmp") as handle:
-        joblib.dump(run.model, handle)
+        joblib.dump(model, handle)
     os.replace(handle.name, folder / "model.joblib")
     # metadata.json last: a version counts as saved only once it exists.
     _atomic_write(
         folder / "metadata.json", json.dumps(metadata, indent=2, default=_json_default).encode()
     )
-    if promote_it:
-        promote(models_dir, version)
-    return Registration(version=version, promoted=promote_it, reason=reason, metadata=metadata)
+    return metadata
+
+
+def _save_baseline(models_dir: Path, run: TrainingRun, refused: str, now: dt.datetime) -> str:
+    """Save the run's best baseline as a version of its own; returns the version."""
+    name = best_baseline(run.metrics)
+    version = f"{refused}-baseline-{name}"
+    model = BaselineModel(name, run.baselines[name], run.config.horizon_days)
+    metadata = {
+        "name": MODEL_NAME,
+        "version": version,
+        "kind": "baseline",
+        "baseline": name,
+        "created_at": now.isoformat(),
+        "horizon_days": run.config.horizon_days,
+        "metrics": {name: run.metrics[name]},
+        "refused_model_version": refused,
+        "data_fingerprint": run.data_fingerprint,
+        "promotion": {
+            "promoted": True,
+            "reason": f"model {refused} refused; best baseline on its held-out cutoff",
+            "new_roc_auc": run.metrics[name]["roc_auc"],
+            "promoted_roc_auc": None,
+        },
+    }
+    _save(models_dir, version, model, metadata)
+    return version
 
 
 def train_and_register(

@@ -467,6 +467,9 @@ class TrainingRun:
     evaluation: pd.DataFrame  # held-out ids, label and every score column
     evaluation_features: pd.DataFrame  # held-out feature rows (re-scored by other models)
     seconds: dict[str, float] = field(default_factory=dict)
+    # Each baseline fitted on the training rows: the registry's fallback when the model
+    # itself is refused (see `ml.registry.QualityGate`).
+    baselines: dict[str, Any] = field(default_factory=dict)
 
     def report(self) -> dict[str, Any]:
         """JSON-ready summary: cutoffs, sizes, metrics of the model and each baseline."""
@@ -522,8 +525,9 @@ def train_and_evaluate(
         evaluation["model"] = model.predict(held_out)
     y = held_out[LABEL].to_numpy(int)
     metrics = {"model": score_metrics(y, evaluation["model"])}
-    for name, baseline in all_baselines().items():
-        evaluation[name] = baseline.fit(train).predict(held_out, config.horizon_days)
+    baselines = {name: baseline.fit(train) for name, baseline in all_baselines().items()}
+    for name, baseline in baselines.items():
+        evaluation[name] = baseline.predict(held_out, config.horizon_days)
         metrics[name] = score_metrics(y, evaluation[name])
     t_eval = time.perf_counter() - t2
     return TrainingRun(
@@ -536,6 +540,7 @@ def train_and_evaluate(
         rows={"train": len(train), "tuning": len(tuning), "evaluation": len(held_out)},
         evaluation=evaluation,
         evaluation_features=held_out,
+        baselines=baselines,
         seconds={
             "features": round(t_features, 2),
             "fit": round(t_fit, 2),

@@ -100,6 +100,9 @@ def train(
     except (TrainingError, warehouse.WarehouseError) as ex:
         raise _fail(str(ex)) from None
     _print(registration.metadata)
+    if registration.refusals:
+        # stderr, after the metadata: scripts parsing stdout keep working.
+        typer.echo(f"warning: model not promoted: {registration.reason}", err=True)
 
 
 @app.command()

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
@@ -33,6 +34,7 @@ SCORES = AssetKey(["ml", "revisit_scores"])
 # The marts the model reads: the dbt exposure `revisit_model` (dbt_project/models/exposures.yml).
 INPUTS = exposure_keys("revisit_model")
 ROC_AUC_CHECK = "roc_auc_not_below_promoted"
+QUALITY_GATE_CHECK = "model_passes_quality_gate"
 
 
 class MlConfig(Config):
@@ -64,7 +66,8 @@ def _metric_table(metrics: dict[str, dict[str, float]]) -> str:
         AssetSpec(MODEL, group_name=GROUP, deps=[FEATURES], kinds={"scikitlearn"},
                   description="Calibrated gradient boosting trained on rolling cutoffs, "
                   "compared with recency, RFM-cell and BG/NBD baselines; promoted only "
-                  "when not worse than the promoted model."),
+                  "when it passes the quality gate and is not worse than the promoted "
+                  "model."),
         AssetSpec(SCORES, group_name=GROUP, deps=[MODEL], kinds={"clickhouse"},
                   description="p_revisit per customer with decile and reason codes "
                   "(ml.revisit_scores, history kept)."),
@@ -74,7 +77,12 @@ def _metric_table(metrics: dict[str, dict[str, float]]) -> str:
             ROC_AUC_CHECK, asset=MODEL,
             description="The new model's ROC-AUC is at most 0.02 below the promoted "
             "model's on the same held-out data.",
-        )
+        ),
+        AssetCheckSpec(
+            QUALITY_GATE_CHECK, asset=MODEL,
+            description="Enough held-out customers and revisits, and ROC-AUC above the "
+            "best baseline's by a margin; otherwise the model is not promoted.",
+        ),
     ],
     can_subset=False,
 )  # fmt: skip
@@ -116,6 +124,7 @@ def revisit_ml(
                 "version": registration.version,
                 "promoted": registration.promoted,
                 "decision": registration.reason,
+                "fallback_version": str(registration.fallback_version),
                 "cutoffs": MetadataValue.json(run.plan.as_dict()),
                 "metrics": MetadataValue.md(_metric_table(run.metrics)),
                 "roc_auc": float(run.metrics["model"]["roc_auc"]),
@@ -123,6 +132,16 @@ def revisit_ml(
                 "calibration": _image(calibration_plot_png(labels, scorers)),
                 "lift": _image(lift_chart_png(labels, scorers)),
                 "seconds": MetadataValue.json(run.seconds),
+            },
+        )
+        yield AssetCheckResult(
+            asset_key=MODEL,
+            check_name=QUALITY_GATE_CHECK,
+            passed=not registration.refusals,
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "refusals": MetadataValue.json(list(registration.refusals)),
+                "fallback_version": str(registration.fallback_version),
             },
         )
         check = check_against_promoted(models_dir, registration.version)

@@ -311,15 +311,16 @@ def deliver_due(
     opt-outs the providers reported (Telegram blocks, WhatsApp 131050) become messenger
     events, so the planner honours them like an inbound STOP; outbox rows changed since
     `log_since` (all when None) are appended to `activation.message_log` /
-    `activation.accrual_log`; and confirmed accruals are reconciled with
-    marts.cashback_ledger. A dry run sends nothing and only reconciles.
+    `activation.accrual_log`; and the ledger's records are reconciled with
+    marts.cashback_ledger and the outbox. A dry run sends nothing and reconciles the plan
+    of accruals with the mart (`reconcile`).
     """
     from activation.activation_log import log_to_warehouse
     from activation.delivery import deliver, messenger_events_lookup
 
     if dry_run:
         return DeliverDueReport(
-            dry_run=True, reconciled=reconcile(client, outbox), outbox=outbox.counts()
+            dry_run=True, reconciled=reconcile(client, dry_run=True), outbox=outbox.counts()
         )
     report = deliver(
         outbox, providers, limit=limit, kinds=kinds,
@@ -328,7 +329,8 @@ def deliver_due(
     recorded = record_opt_outs(client, report.opt_outs)
     logged = log_to_warehouse(client, outbox, since=log_since)
     return DeliverDueReport(
-        dry_run=False, reconciled=reconcile(client, outbox), outbox=outbox.counts(),
+        dry_run=False, reconciled=reconcile(client, outbox, providers),
+        outbox=outbox.counts(),
         delivery=report, opt_outs_recorded=recorded, logged=logged,
     )  # fmt: skip
 
@@ -375,11 +377,38 @@ def record_opt_outs(
 
 
 def reconcile(
-    client: Any, outbox: Outbox, *, ledger_entries: Iterable[Any] | None = None
+    client: Any,
+    outbox: Outbox | None = None,
+    providers: ProvidersConfig | None = None,
+    *,
+    dry_run: bool = False,
+    ledger_entries: Iterable[Any] | None = None,
 ) -> ReconcileReport:
-    """Confirmed ledger accruals against marts.cashback_ledger (`activation.reconcile`)."""
-    from activation.reconcile import reconcile_accruals
+    """Cashback accruals reconciled with marts.cashback_ledger (`activation.reconcile`).
 
+    Live: the ledger's own records (listed through `providers`' ledger client, or given
+    as `ledger_entries`) against the mart and the outbox's state per key; a ledger that
+    cannot be read makes a failed report (`error`), not an exception. Dry run: nothing
+    was sent, so the plan of accruals (`planner.plan_accruals`) is checked against the
+    mart instead; it needs neither the outbox nor the providers.
+    """
+    import httpx
+
+    from activation.planner import plan_accruals
+    from activation.providers import LedgerProvider
+    from activation.reconcile import reconcile_accruals, reconcile_plan, unreadable_ledger
+
+    if dry_run:
+        return reconcile_plan(client, plan_accruals(client).to_dict("records"))
+    if outbox is None:
+        raise ValueError("a live reconciliation needs the outbox")
+    if ledger_entries is None:
+        if providers is None:
+            raise ValueError("a live reconciliation needs the ledger: providers or entries")
+        try:
+            ledger_entries = LedgerProvider(providers).list_entries()
+        except (httpx.HTTPError, RuntimeError, ValueError) as exc:
+            return unreadable_ledger(exc)
     return reconcile_accruals(client, outbox, ledger_entries=ledger_entries)
 
 

@@ -30,6 +30,8 @@ WHATSAPP_RETRYABLE = {
     190,  # access token expired: a config fix, then the next run succeeds
 }
 WHATSAPP_OPT_OUT = {131050}  # user stopped marketing messages from this business
+# Entries per page when listing the ledger (the stand-in allows up to 1000).
+LEDGER_PAGE_SIZE = 500
 
 
 class WhatsAppProvider(Provider):
@@ -170,6 +172,7 @@ class LedgerProvider(Provider):
     key returns the original status and body; the key reused with another body is a 422
     `idempotency_key_reused` (permanent). The body is a pure function of the planned
     accrual, so a retry of ours is always byte-for-byte the same request.
+    `list_entries` reads back what the ledger holds (`GET /v1/accruals`, paginated).
     """
 
     name = "ledger"
@@ -193,3 +196,32 @@ class LedgerProvider(Provider):
 
     def classify(self, response: httpx.Response) -> Attempt:
         return _generic_classify(response)
+
+    def list_entries(self, *, page_size: int = LEDGER_PAGE_SIZE) -> list[dict[str, Any]]:
+        """Every entry the ledger holds, as it lists them: `GET /v1/accruals?limit=`,
+        following the `Link: <…>; rel="next"` pages (cursor `starting_after=<entry id>`).
+
+        Each entry: `{id, idempotency_key, source_event_id, amount, currency, …}`; this is
+        reconciliation's ledger side (what the ledger recorded, not what we believe we
+        sent). Synchronous: one pass of pages per reconciliation. Raises `httpx.HTTPError`
+        when a page cannot be read, and RuntimeError when a page points back at itself.
+        """
+        timeout = httpx.Timeout(self.config.http_timeout_s,
+                                connect=self.config.http_connect_timeout_s)  # fmt: skip
+        url: str | None = self.base_url.rstrip("/") + f"/v1/accruals?limit={page_size}"
+        seen: set[str] = set()
+        entries: list[dict[str, Any]] = []
+        with httpx.Client(headers=self.auth, timeout=timeout) as http:
+            while url is not None:
+                if url in seen:  # a server bug would otherwise loop forever
+                    raise RuntimeError(f"the ledger's next page repeats {url}")
+                seen.add(url)
+                response = http.get(url)
+                response.raise_for_status()
+                page = response.json()
+                if not isinstance(page, list):
+                    raise RuntimeError(f"the ledger listed {type(page).__name__}, not a list")
+                entries.extend(page)
+                following = response.links.get("next")
+                url = str(response.url.join(following["url"])) if following else None
+        return entries

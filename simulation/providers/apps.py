@@ -451,13 +451,19 @@ def create_sms_app(state: StandinState) -> StandinApp:
     return StandinApp([("POST", r"/v1/messages", send)], Starlette(routes=_admin_routes(state)))
 
 
+LEDGER_DEFAULT_LIMIT, LEDGER_MAX_LIMIT = 100, 1000
+
+
 def create_ledger_app(state: StandinState) -> StandinApp:
     """`POST /v1/accruals` with `Idempotency-Key` and {customer_id, phone, amount, currency,
     source_event_id} → 201 {id, status: "accrued", ...}. Amount is a decimal string > 0.
 
     A processed key replays the original status and body (header `Idempotent-Replayed`);
     the key with a different body → 422 `idempotency_key_reused`; no key → 400.
-    `GET /v1/accruals` lists the ledger's entries (for reconciliation).
+    `GET /v1/accruals?limit=&starting_after=` lists the ledger's entries for reconciliation,
+    each with the `idempotency_key` that created it, in id order: at most `limit` (default
+    100, max 1000) per page, the next page named in a `Link: <…>; rel="next"` header (a
+    cursor: the last id of the page), as list APIs that answer with a bare array do.
     """
     ids = itertools.count(1)
 
@@ -497,9 +503,27 @@ def create_ledger_app(state: StandinState) -> StandinApp:
         return await _with_faults(state, call, key, work, _rate_limited, _server_error)
 
     async def entries(request: Request) -> JSONResponse:
+        try:
+            limit = int(request.query_params.get("limit", LEDGER_DEFAULT_LIMIT))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= LEDGER_MAX_LIMIT:
+            msg = f"limit must be an integer in 1..{LEDGER_MAX_LIMIT}"
+            return JSONResponse(_err("invalid_request", msg), status_code=400)
+        after = request.query_params.get("starting_after", "")
         with state.lock:
-            rows = [answer for (_, status, answer, _) in state.results.values() if status == 201]
-        return JSONResponse(rows)
+            rows = sorted(
+                ({**answer, "idempotency_key": key}
+                 for key, (_, status, answer, _) in state.results.items()
+                 if status == 201 and answer["id"] > after),
+                key=lambda row: row["id"],
+            )  # fmt: skip
+        page, more = rows[:limit], len(rows) > limit
+        headers = {}
+        if more:
+            following = request.url.include_query_params(limit=limit, starting_after=page[-1]["id"])
+            headers["Link"] = f'<{following}>; rel="next"'
+        return JSONResponse(page, headers=headers)
 
     return StandinApp(
         [("POST", r"/v1/accruals", accrue)],

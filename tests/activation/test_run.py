@@ -106,7 +106,9 @@ def test_deliver_due_sends_records_opt_outs_logs_and_reconciles(
     dry = run.deliver_due(client, outbox, config)
     assert dry.dry_run and dry.delivery is None and dry.failures == {}
     assert not standins.admin("whatsapp").requests()
-    assert dry.reconciled.summary()["in_flight"] == 1
+    # A dry run sends nothing: it reconciles the plan of accruals with the mart.
+    assert dry.reconciled.source == "plan" and dry.reconciled.passed
+    assert dry.reconciled.matched == 1
 
     report = run.deliver_due(client, outbox, config, dry_run=False)
     assert report.delivery is not None

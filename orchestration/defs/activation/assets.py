@@ -8,7 +8,8 @@
 - `activation/cashback_accruals`: one accrual per ledger accrual entry, into the outbox.
 - `activation/deliveries`: sends what is due in the outbox, exactly once per key,
   records provider opt-outs as messenger events, appends the activation log to
-  ClickHouse, and checks accruals against the cashback ledger.
+  ClickHouse, and reconciles the ledger's own records with the cashback ledger mart
+  and the outbox (in dry run: the plan of accruals with the mart).
 
 The work is `activation.run` (`plan`, `enqueue_accruals`, `deliver_due`); these assets
 hand it a warehouse client, the outbox and the providers' config, and report its
@@ -163,6 +164,8 @@ def deliveries(
         )
     yield MaterializeResult(asset_key=DELIVERIES, metadata=metadata)
     yield checks.delivery_failures(report.failures)
+    for problem in report.reconciled.problems():
+        context.log.error(f"accruals_reconciled: {problem}")
     yield checks.accruals_reconciled(report.reconciled, dry_run=report.dry_run)
 
 

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckResult,
@@ -24,8 +26,9 @@ ACCRUALS_RECONCILED = "accruals_reconciled"
 
 CHECK_SPECS = [
     AssetCheckSpec(ACCRUALS_RECONCILED, asset=DELIVERIES,
-                   description="Accruals the ledger confirmed match marts.cashback_ledger: "
-                   "none missing, none twice."),
+                   description="The loyalty ledger's own records match marts.cashback_ledger "
+                   "and the outbox: no accrual twice, none missing unless in flight, none "
+                   "extra, same amounts (dry run: the plan of accruals against the mart)."),
     AssetCheckSpec(DELIVERY_FAILURES, asset=DELIVERIES,
                    description="No delivery failed or went dead (also reported between runs "
                    "by the failing_deliveries sensor)."),
@@ -44,14 +47,26 @@ def delivery_failures(failed_or_dead: dict[str, int]) -> AssetCheckResult:
 
 
 def accruals_reconciled(report: ReconcileReport, *, dry_run: bool) -> AssetCheckResult:
-    """ERROR when a live run leaves the ledger and the mart apart. A dry run enqueues and
-    sends nothing, so mart accruals it never planned are expected: it only warns."""
+    """ERROR in both modes. Live: the ledger's own records against the mart and the
+    outbox (no double accrual, none missing unless in flight, none extra, same amounts).
+    Dry run: nothing is sent, so the plan of accruals against the mart (every accrual
+    planned once, nothing else). Metadata: the counts and the first offending keys."""
+    metadata: dict[str, Any] = {
+        "dry_run": dry_run,
+        "compared_with": report.source,
+        "summary": MetadataValue.json(report.summary()),
+        "offending_keys": MetadataValue.json(report.offenders()),
+    }
+    problems = report.problems()
+    if problems:
+        metadata["problems"] = MetadataValue.md("\n".join(f"- {p}" for p in problems))
     return AssetCheckResult(
         asset_key=DELIVERIES,
         check_name=ACCRUALS_RECONCILED,
         passed=report.passed,
-        severity=AssetCheckSeverity.WARN if dry_run else AssetCheckSeverity.ERROR,
-        metadata={"dry_run": dry_run, "summary": MetadataValue.json(report.summary())},
+        severity=AssetCheckSeverity.ERROR,
+        metadata=metadata,
+        description="; ".join(problems) or None,
     )
 
 

@@ -52,9 +52,9 @@ def test_reconcile_finds_missing_mismatched_and_duplicate_accruals(
         client.insert("marts.cashback_ledger", mart, column_names=[
             "entry_id", "partner_id", "source_event_id", "event_type", "customer_id",
             "phone_e164", "amount", "currency", "occurred_at", "offer_id"])  # fmt: skip
-        report = reconcile_accruals(client, outbox)
         # The ledger's own records (stand-in) plus a double accrual it should never hold.
         ledger = httpx.get(f"{standins.urls['ledger']}/v1/accruals").json()
+        report = reconcile_accruals(client, outbox, ledger_entries=ledger)
         doubled = [*ledger, {**ledger[0], "id": "le_extra"}]
         from_ledger = reconcile_accruals(client, outbox, ledger_entries=doubled)
 

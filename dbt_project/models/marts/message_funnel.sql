@@ -1,8 +1,8 @@
 -- Per business, trigger, campaign, channel and send date: the delivery funnel of the
 -- recipients and, side by side, the revisit rates of recipients and of the holdout
 -- group (chosen at random, never contacted). Their difference is the message's effect:
--- the incremental revisit rate, with a 95% interval (normal approximation of the
--- difference of two proportions).
+-- the incremental revisit rate, with its 95% Newcombe hybrid-score interval (see the
+-- newcombe macros; campaign_results pools these rows per campaign and month).
 {% set windows = [7, 30] %}
 
 with sends as (
@@ -13,6 +13,7 @@ with sends as (
     select
         s.*,
         v.visited_at as next_visit_at,
+        v.amount as next_visit_amount,
         {% for days in windows %}
         next_visit_at > s.planned_at and next_visit_at <= s.planned_at + interval {{ days }} day
             as revisit_{{ days }}d{{ "," if not loop.last }}
@@ -21,7 +22,8 @@ with sends as (
     asof left join (
         select
             {{ join_key('business_id', 'customer_id') }} as visitor_key,
-            visited_at
+            visited_at,
+            amount
         from {{ ref('fct_visits') }}
     ) as v
         on {{ join_key('s.business_id', 's.customer_id') }} = v.visitor_key
@@ -47,6 +49,12 @@ grouped as (
         countIf(not s.holdout and s.revisit_{{ days }}d) as revisited_{{ days }}d,
         countIf(s.holdout and s.revisit_{{ days }}d) as holdout_revisited_{{ days }}d,
         {% endfor %}
+        -- The revenue of the revisit (the first completed visit within 30 days), so that
+        -- campaign_results can put a money figure on the incremental revisits.
+        toDecimal128(sumIf(s.next_visit_amount, not s.holdout and s.revisit_30d), 2)
+            as revisit_revenue_30d,
+        toDecimal128(sumIf(s.next_visit_amount, s.holdout and s.revisit_30d), 2)
+            as holdout_revisit_revenue_30d,
         max(s.planned_at) + interval 30 day <= {{ as_of_end() }} as window_30d_complete
     from sends as s
     group by business_id, trigger, campaign_id, channel, send_date
@@ -60,13 +68,9 @@ select
         as holdout_revisit_rate_{{ days }}d,
     revisit_rate_{{ days }}d - holdout_revisit_rate_{{ days }}d
         as incremental_revisit_rate_{{ days }}d,
-    1.96 * sqrt(
-        revisit_rate_{{ days }}d * (1 - revisit_rate_{{ days }}d) / recipients
-        + holdout_revisit_rate_{{ days }}d * (1 - holdout_revisit_rate_{{ days }}d) / holdout_size
-    ) as incremental_ci95_halfwidth_{{ days }}d,
-    incremental_revisit_rate_{{ days }}d - incremental_ci95_halfwidth_{{ days }}d
+    {{ newcombe_low('revisited_' ~ days ~ 'd', 'recipients', 'holdout_revisited_' ~ days ~ 'd', 'holdout_size') }}
         as incremental_ci95_low_{{ days }}d,
-    incremental_revisit_rate_{{ days }}d + incremental_ci95_halfwidth_{{ days }}d
+    {{ newcombe_high('revisited_' ~ days ~ 'd', 'recipients', 'holdout_revisited_' ~ days ~ 'd', 'holdout_size') }}
         as incremental_ci95_high_{{ days }}d{{ "," if not loop.last }}
     {% endfor %}
 from grouped

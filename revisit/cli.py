@@ -169,6 +169,15 @@ def _mount_ml() -> None:
 
 _mount_ml()
 
+
+def _mount_activation() -> None:
+    from revisit.activation_commands import app as activation_app
+
+    app.add_typer(activation_app, name="activation")
+
+
+_mount_activation()
+
 export_app = typer.Typer(help="Exports for marketers.")
 app.add_typer(export_app, name="export")
 

@@ -67,7 +67,7 @@ FormatOption = Annotated[
 TriggerOption = Annotated[
     list[str] | None,
     typer.Option(
-        "--trigger", "-t",
+        "--trigger", "-t", metavar="NAME",
         help="Plan only this trigger (repeatable); default: every trigger in "
         "activation/triggers/. Triggers planned together share frequency caps and "
         "priorities.",
@@ -77,6 +77,7 @@ AtOption = Annotated[
     str | None,
     typer.Option(
         "--at",
+        metavar="TIME",
         help="Planning time, ISO 8601 (e.g. 2026-11-01T08:00:00+00:00; no zone = UTC). "
         "Default: now.",
     ),

@@ -33,6 +33,7 @@ import yaml
 SUITES_FILE = Path(__file__).with_name("quality_suites.yaml")
 QUARANTINE_COLUMNS: tuple[str, ...] = ("source_kind", "row_ref", "field", "reason", "raw_row")
 KINDS = ("not_null", "in_set", "match_regex", "between")
+SEVERITIES = ("error", "warn")
 _GX_TYPES = {
     "not_null": "expect_column_values_to_not_be_null",
     "in_set": "expect_column_values_to_be_in_set",
@@ -56,6 +57,10 @@ class Expectation:
     regex: str | None = None
     min: float | None = None
     max: float | None = None
+    severity: str = "warn"
+    """How bad a failure is where rows are already loaded (the GX checks on staging):
+    "error" (keys, required values, enumerations) or "warn" (soft formats, ranges).
+    Declared per expectation; default "error" for not_null, "warn" otherwise."""
 
     @property
     def name(self) -> str:
@@ -113,6 +118,12 @@ def _parse_suite(name: str, entries: list[dict[str, Any]]) -> tuple[Expectation,
         if kind not in KINDS or "column" not in entry:
             raise SuiteError(f"suite {name!r}: bad expectation {entry!r} (expect one of {KINDS})")
         values = entry.get("values")
+        severity = entry.get("severity", "error" if kind == "not_null" else "warn")
+        if severity not in SEVERITIES:
+            raise SuiteError(
+                f"suite {name!r}: severity {severity!r} on {entry['column']!r} "
+                f"(expect one of {SEVERITIES})"
+            )
         out.append(
             Expectation(
                 expect=kind,
@@ -122,6 +133,7 @@ def _parse_suite(name: str, entries: list[dict[str, Any]]) -> tuple[Expectation,
                 regex=entry.get("regex"),
                 min=entry.get("min"),
                 max=entry.get("max"),
+                severity=severity,
             )
         )
         if kind == "in_set" and values is None:
@@ -217,24 +229,38 @@ def _gx_batch_definition() -> Any:
 @cache
 def gx_suite(name: str) -> Any:
     """The declared suite as a great_expectations `ExpectationSuite`."""
+    return build_gx_suite(name)
+
+
+def build_gx_suite(
+    name: str, *, columns: dict[str, str] | None = None, suite_name: str | None = None
+) -> Any:
+    """A new `ExpectationSuite` of suite `name` (not cached: a GX context binds the suite
+    object it is added to). `columns` renames suite columns for a table that names them
+    differently (suite column → table column). Each expectation carries its severity
+    (error → GX "critical", warn → "warning") and its reason as `meta`, for Data Docs."""
     import great_expectations as gx
     from great_expectations import expectations as gxe
 
+    renamed = columns or {}
     built = []
     for exp in get_suite(name):
+        common: dict[str, Any] = {
+            "column": renamed.get(exp.column, exp.column),
+            "severity": "critical" if exp.severity == "error" else "warning",
+            "meta": {"reason": exp.reason, "severity": exp.severity},
+        }
         if exp.expect == "not_null":
-            built.append(gxe.ExpectColumnValuesToNotBeNull(column=exp.column))
+            built.append(gxe.ExpectColumnValuesToNotBeNull(**common))
         elif exp.expect == "in_set":
-            built.append(gxe.ExpectColumnValuesToBeInSet(column=exp.column, value_set=exp.values))
+            built.append(gxe.ExpectColumnValuesToBeInSet(value_set=exp.values, **common))
         elif exp.expect == "match_regex":
-            built.append(gxe.ExpectColumnValuesToMatchRegex(column=exp.column, regex=exp.regex))
+            built.append(gxe.ExpectColumnValuesToMatchRegex(regex=exp.regex, **common))
         else:
             built.append(
-                gxe.ExpectColumnValuesToBeBetween(
-                    column=exp.column, min_value=exp.min, max_value=exp.max
-                )
+                gxe.ExpectColumnValuesToBeBetween(min_value=exp.min, max_value=exp.max, **common)
             )
-    return gx.ExpectationSuite(name=name, expectations=built)
+    return gx.ExpectationSuite(name=suite_name or name, expectations=built)
 
 
 def _gx_failing(frame: pd.DataFrame, name: str) -> list[np.ndarray]:

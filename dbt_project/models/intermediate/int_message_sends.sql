@@ -4,6 +4,9 @@
 -- Status events find their message by our message id (WhatsApp biz_opaque_callback_data,
 -- SMS message_id, Telegram button data) or, failing that, by the provider's message id
 -- (for Telegram `<chat id>:<message id>`, as a reply names the chat and the message).
+-- An event whose "our id" names no send is looked up as a provider id: SMS gateways
+-- report their own id in `message_id` (the demo's recorded SMS reports do), and without
+-- this fallback every such delivery report was dropped (found by marts.data_loss).
 -- Stages are cumulative: a message read is also delivered even when the "delivered"
 -- event was lost or arrived out of order, so every stage is a subset of the previous.
 with sends as (
@@ -15,8 +18,19 @@ status_events as (
         message_id,
         status,
         occurred_at,
-        if(provider = 'telegram', recipient || ':' || provider_message_id, provider_message_id)
-            as provider_key
+        message_id is not null and message_id in (select message_id from sends) as by_our_id,
+        if(
+            by_our_id,
+            null,
+            coalesce(
+                if(
+                    provider = 'telegram',
+                    recipient || ':' || provider_message_id,
+                    provider_message_id
+                ),
+                message_id
+            )
+        ) as provider_key
     from {{ ref('stg_messenger__events') }}
     where event_type in ('status', 'inbound')
 ),
@@ -27,7 +41,7 @@ by_provider_id as (
     select provider_message_id, any(message_id) as message_id
     from sends
     where provider_message_id in (
-        select provider_key from status_events where message_id is null
+        select provider_key from status_events where not by_our_id
     )
     group by provider_message_id
 ),
@@ -35,14 +49,14 @@ by_provider_id as (
 events as (
     select message_id, status, occurred_at
     from status_events
-    where message_id is not null
+    where by_our_id
 
     union all
 
     select p.message_id as message_id, e.status as status, e.occurred_at as occurred_at
     from status_events as e
     inner join by_provider_id as p on p.provider_message_id = e.provider_key
-    where e.message_id is null and p.message_id != ''
+    where not e.by_our_id and p.message_id != ''
 ),
 
 milestones as (

@@ -4,7 +4,8 @@ from dagster import Definitions
 
 from orchestration.defs.ingestion.assets import ASSETS
 from orchestration.defs.ingestion.jobs import JOBS
+from orchestration.defs.ingestion.quarantine import quarantine
 from orchestration.defs.ingestion.schedules import SCHEDULES
 from orchestration.defs.ingestion.sensors import SENSORS
 
-defs = Definitions(assets=ASSETS, jobs=JOBS, schedules=SCHEDULES, sensors=SENSORS)
+defs = Definitions(assets=[*ASSETS, quarantine], jobs=JOBS, schedules=SCHEDULES, sensors=SENSORS)

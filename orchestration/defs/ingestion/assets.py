@@ -164,3 +164,5 @@ def crm(context: AssetExecutionContext, config: CrmConfig, warehouse: WarehouseR
 
 
 ASSETS = [crm, messenger_events, message_sends, partner_feeds]
+# Every raw table the loads above write (raw/quarantine runs after them).
+RAW_KEYS = [key for a in ASSETS for key in a.keys]

@@ -161,6 +161,68 @@ def print_segments(client: warehouse.Client, console: Console) -> None:
     console.print(table)
 
 
+def print_data_loss(client: warehouse.Client, console: Console, top: int = 8) -> None:
+    """The data-loss ledger's largest lines (over every business) and the phone merges."""
+    ledger = client.query(
+        "SELECT source_table, mart, outcome, reason, sum(rows) AS n, sum(share) AS part "
+        "FROM marts.data_loss GROUP BY source_table, mart, outcome, reason "
+        "ORDER BY outcome = 'lost' DESC, n DESC"
+    ).result_rows
+    table = Table("source", "missing from", "outcome", "reason", "rows", "share",
+                  title="Data-loss ledger (marts.data_loss)")  # fmt: skip
+    for source, mart, outcome, reason, rows, share in ledger[:top]:
+        table.add_row(source, mart or "-", outcome, reason, f"{rows:,}", f"{share:.2%}")
+    if len(ledger) > top:
+        table.caption = f"{len(ledger) - top} more line(s): SELECT * FROM marts.data_loss"
+    if ledger:
+        console.print(table)
+    else:
+        console.print("data loss: none — every source row reached its marts")
+    customers, records = client.query(
+        "SELECT uniqExact(business_id, customer_id), count() FROM marts.crm_phone_collisions"
+    ).result_rows[0]
+    console.print(
+        f"phone collisions: {customers:,} customer(s) merged from {records:,} CRM records "
+        "sharing a phone (marts.crm_phone_collisions)"
+    )
+
+
+def print_migration(client: warehouse.Client, console: Console) -> None:
+    """Customers moving between RFM segments from the previous snapshot to the last one,
+    summed over businesses: one row per segment before, one column per segment after."""
+    moves = client.query_df(
+        "SELECT m.from_segment AS from_segment, m.to_segment AS to_segment, "
+        "sum(m.customers) AS n, any(m.from_date) AS from_date, any(m.to_date) AS to_date "
+        "FROM marts.rfm_segment_migration AS m "
+        "WHERE m.to_date = (SELECT max(to_date) FROM marts.rfm_segment_migration) "
+        "GROUP BY from_segment, to_segment"
+    )
+    if moves.empty:
+        console.print("segment migration: empty (fewer than two RFM snapshots so far)")
+        return
+    order = dict(client.query("SELECT segment, sort_order FROM marts.rfm_segments").result_rows)
+    labels = dict(client.query("SELECT segment, segment_label FROM marts.rfm_segments").result_rows)
+    pivot = moves.pivot_table(index="from_segment", columns="to_segment", values="n",
+                              aggfunc="sum", fill_value=0)  # fmt: skip
+    # Numbered columns keep the matrix narrow; the rows name the segments with their number.
+    to_segments = sorted(pivot.columns, key=lambda s: order.get(s, 99))
+    from_segments = sorted(pivot.index, key=lambda s: order.get(s, 0 if s == "none" else 99))
+    title = (
+        f"RFM segment migration {str(moves.from_date.iloc[0])[:10]} → "
+        f"{str(moves.to_date.iloc[0])[:10]} (customers; rows: from, columns: to)"
+    )
+    table = Table("from ↓  to →", *(str(order.get(s, "?")) for s in to_segments), title=title)
+    for segment in from_segments:
+        name = "not in the previous snapshot" if segment == "none" else labels.get(segment, segment)
+        number = f"{order[segment]:>2} " if segment in order else "   "
+        cells = []
+        for to in to_segments:
+            n = int(pivot.at[segment, to])
+            cells.append(f"[bold]{n:,}[/]" if segment == to and n else f"{n:,}" if n else "·")
+        table.add_row(number + name, *cells)
+    console.print(table)
+
+
 def run_demo(settings: Settings, console: Console, *, customers: int, seed: int = 7) -> None:
     from simulation.crm_api import serve_in_background
 
@@ -200,6 +262,8 @@ def run_demo(settings: Settings, console: Console, *, customers: int, seed: int 
     print_activation(result, console)
     with warehouse.connect(settings.warehouse_dsn) as client:
         print_segments(client, console)
+        print_migration(client, console)
+        print_data_loss(client, console)
         inventory = table_inventory(client)
     table = Table("database", "table", "engine", "rows", title="Tables built")
     for database, name, engine, count in inventory:

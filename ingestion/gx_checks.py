@@ -11,7 +11,9 @@ backfill) and leaves a record a person can read: GX Data Docs under
 Cost. Only the columns the suite names are read. Tables above `sample_rows` rows are
 validated on a uniform random sample of that many rows (`TableValidation.sampled`,
 `rows_validated` vs `rows_total` say so): GX evaluates per row in pandas, and the
-checks run inside the nightly build. Measured figures are in the README (Data quality).
+checks run inside the nightly build. Measured on 2 cores: a 1M-row appointments view,
+9 expectations, 1.1 s on the default 250k sample vs 2.0 s in full; the demo's 9 staging
+tables (605k rows, appointments sampled) 2 s, plus GX's import (~2–6 s, once a process).
 
 The Data Docs index lists the validations of the latest run; pages of earlier runs
 stay on disk under `validations/<suite>/…` (they are not pruned).

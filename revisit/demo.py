@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -169,7 +170,11 @@ def print_data_loss(client: warehouse.Client, console: Console, top: int = 8) ->
         "ORDER BY outcome = 'lost' DESC, n DESC"
     ).result_rows
     table = Table("source", "missing from", "outcome", "reason", "rows", "share",
-                  title="Data-loss ledger (marts.data_loss)")  # fmt: skip
+                  title="Data-loss ledger (marts.data_loss)", box=box.SIMPLE_HEAD)  # fmt: skip
+    for column in table.columns[:3]:
+        column.no_wrap = True
+    for column in table.columns[4:]:
+        column.justify = "right"
     for source, mart, outcome, reason, rows, share in ledger[:top]:
         table.add_row(source, mart or "-", outcome, reason, f"{rows:,}", f"{share:.2%}")
     if len(ledger) > top:
@@ -209,17 +214,24 @@ def print_migration(client: warehouse.Client, console: Console) -> None:
     from_segments = sorted(pivot.index, key=lambda s: order.get(s, 0 if s == "none" else 99))
     title = (
         f"RFM segment migration {str(moves.from_date.iloc[0])[:10]} → "
-        f"{str(moves.to_date.iloc[0])[:10]} (customers; rows: from, columns: to)"
+        f"{str(moves.to_date.iloc[0])[:10]} (customers)"
     )
-    table = Table("from ↓  to →", *(str(order.get(s, "?")) for s in to_segments), title=title)
+    # Numbered columns, no vertical rules and no padding keep the matrix within 80 columns; the rows
+    # name the segments with their number.
+    table = Table("from \\ to", *(str(order.get(s, "?")) for s in to_segments), title=title,
+                  box=box.SIMPLE_HEAD, pad_edge=False, padding=0)  # fmt: skip
+    table.columns[0].no_wrap = True
+    for column, to in zip(table.columns[1:], to_segments, strict=True):
+        column.justify = "right"
+        column.min_width = len(str(int(pivot[to].max())))
     for segment in from_segments:
-        name = "not in the previous snapshot" if segment == "none" else labels.get(segment, segment)
+        name = "(new)" if segment == "none" else labels.get(segment, segment)
         number = f"{order[segment]:>2} " if segment in order else "   "
         cells = []
         for to in to_segments:
             n = int(pivot.at[segment, to])
-            cells.append(f"[bold]{n:,}[/]" if segment == to and n else f"{n:,}" if n else "·")
-        table.add_row(number + name, *cells)
+            cells.append(str(n) if n else "·")
+        table.add_row((number + name)[:18], *cells)
     console.print(table)
 
 

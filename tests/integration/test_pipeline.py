@@ -167,18 +167,22 @@ def test_message_funnel_matches_pandas(pipeline: tuple[Settings, dict]) -> None:
     )
     events = events.sort_values("_version").drop_duplicates(["provider", "event_id"], keep="last")
     events = events[events.event_type.isin(["status", "inbound"])]
-    # An event finds its message by our id, else by the provider's (Telegram: chat:message).
+    # An event finds its message by our id, else by the provider's (Telegram: chat:message);
+    # an id in `message_id` that names no send is tried as the provider's (SMS gateways
+    # report theirs there).
     by_provider = (
         sends.dropna(subset=["provider_message_id"]).set_index("provider_message_id").message_id
     )
-    provider_key = np.where(
-        events.provider == "telegram",
-        events.recipient.astype(str) + ":" + events.provider_message_id.astype(str),
-        events.provider_message_id.astype(str),
-    )
-    events["resolved"] = events.message_id.where(
-        events.message_id.notna(), pd.Series(provider_key, index=events.index).map(by_provider)
-    )
+    provider_key = pd.Series(
+        np.where(
+            events.provider == "telegram",
+            events.recipient.astype(str) + ":" + events.provider_message_id.astype(str),
+            events.provider_message_id.astype(str),
+        ),
+        index=events.index,
+    ).where(events.provider_message_id.notna(), events.message_id)
+    ours = events.message_id.isin(sends.message_id)
+    events["resolved"] = events.message_id.where(ours, provider_key.map(by_provider))
     events = events.dropna(subset=["resolved"])
     first = events.pivot_table(
         index="resolved", columns="status", values="occurred_at", aggfunc="min"

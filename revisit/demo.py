@@ -209,15 +209,14 @@ def print_migration(client: warehouse.Client, console: Console) -> None:
     labels = dict(client.query("SELECT segment, segment_label FROM marts.rfm_segments").result_rows)
     pivot = moves.pivot_table(index="from_segment", columns="to_segment", values="n",
                               aggfunc="sum", fill_value=0)  # fmt: skip
-    # Numbered columns keep the matrix narrow; the rows name the segments with their number.
     to_segments = sorted(pivot.columns, key=lambda s: order.get(s, 99))
     from_segments = sorted(pivot.index, key=lambda s: order.get(s, 0 if s == "none" else 99))
     title = (
         f"RFM segment migration {str(moves.from_date.iloc[0])[:10]} → "
         f"{str(moves.to_date.iloc[0])[:10]} (customers)"
     )
-    # Numbered columns, no vertical rules and no padding keep the matrix within 80 columns; the rows
-    # name the segments with their number.
+    # Numbered columns, no vertical rules and no padding keep the matrix within 80
+    # columns; the rows name the segments with their number.
     table = Table("from \\ to", *(str(order.get(s, "?")) for s in to_segments), title=title,
                   box=box.SIMPLE_HEAD, pad_edge=False, padding=0)  # fmt: skip
     table.columns[0].no_wrap = True

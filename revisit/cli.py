@@ -51,6 +51,8 @@ def query(
     try:
         with warehouse.connect(settings.warehouse_dsn) as client:
             frame = client.query_df(sql)
+            if frame.empty and len(frame.columns) == 0:
+                frame = frame.reindex(columns=_result_columns(client, sql))
     except warehouse.WarehouseError as ex:
         raise _fail(str(ex)) from None
     except Exception as ex:  # the engine's own message is what the user needs
@@ -66,6 +68,16 @@ def query(
             table.add_row(*["" if v is None else str(v) for v in row])
         console.print(table)
         console.print(f"[dim]{len(frame)} row(s)[/]")
+
+
+def _result_columns(client: warehouse.Client, sql: str) -> list[str]:
+    """Zero rows come back without column names: ask the engine for the result's shape
+    (DESCRIBE analyses the query without running it), so a CSV still has its header."""
+    try:
+        described = client.query(f"DESCRIBE TABLE ({sql.strip().rstrip(';')})")
+    except Exception:  # not a SELECT (SHOW, SYSTEM …): there are no columns to name
+        return []
+    return [row[0] for row in described.result_rows]
 
 
 def _package_versions() -> dict[str, str]:
@@ -184,30 +196,59 @@ app.add_typer(export_app, name="export")
 
 @export_app.command("segments")
 def export_segments_command(
-    business: Annotated[str | None, typer.Option(help="Only this business id.")] = None,
+    business: Annotated[
+        str | None, typer.Option(help="Only this business id (see marts.dim_businesses).")
+    ] = None,
     output: Annotated[
         str, typer.Option("--format", help="csv (UTF-8 with BOM), parquet or xlsx.")
     ] = "csv",
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            help="Language of labels, actions and headers: ru or en "
+            "(default: from each business's country, RU/BY/KZ… → ru)."
+        ),
+    ] = None,
+    segment: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only this segment: a key (at_risk) or a label in either language "
+            "('At risk', 'Под угрозой ухода'), case-insensitive; repeatable."
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
 ) -> None:
-    """Segment sizes and member lists per business (phone, name, segment, RFM, score)."""
-    from warehouse.exports import ExportFormat, export_segments
+    """Segment sizes and member lists per business, in a folder named after it (phone,
+    name, segment label and recommended action, RFM, score)."""
+    from warehouse.exports import ExportError, ExportFormat, Lang, export_segments
 
     settings = get_settings()
     try:
         fmt = ExportFormat(output)
     except ValueError:
-        raise _fail(f"unknown format {output!r}: use csv, parquet or xlsx") from None
+        raise _fail(f"unknown format {output!r}: use csv, parquet or xlsx", 2) from None
+    try:
+        language = Lang(lang.lower()) if lang else None
+    except ValueError:
+        raise _fail(f"unknown language {lang!r}: use ru or en", 2) from None
     target = out or settings.exports_dir / "segments"
     try:
         with warehouse.connect(settings.warehouse_dsn) as client:
-            exported = export_segments(client, target, business_id=business, fmt=fmt)
+            exported = export_segments(
+                client, target, business_id=business, fmt=fmt, lang=language,
+                segments=segment or (),
+            )  # fmt: skip
+    except ExportError as ex:
+        raise _fail(str(ex), 2) from None
     except warehouse.WarehouseError as ex:
         raise _fail(str(ex)) from None
     if not exported:
         raise _fail("nothing to export: build the marts first (`revisit demo` or dbt build)")
     for item in exported:
-        console.print(f"{item.business_id}: {item.customers:,} customers → {item.files[0].parent}")
+        console.print(
+            f"{item.name} ({item.business_id}, {item.lang}): {item.customers:,} customers "
+            f"→ {item.folder}"
+        )
 
 
 @app.command()

@@ -251,30 +251,41 @@ def test_rerun_changes_nothing(pipeline: tuple[Settings, dict]) -> None:
 
 
 def test_export_segments_for_marketers(pipeline: tuple[Settings, dict], tmp_path) -> None:
+    """One folder per business, named after it; a Russian business's CSV in Russian,
+    phones kept as text by pandas' default read_csv (tests/warehouse/
+    test_exports_marketer.py covers the details)."""
+    from warehouse.exports import folder_names
+
     settings, _ = pipeline
     out = tmp_path / "csv"
     result = run_cli(["export", "segments", "--out", str(out)], settings)
     assert result.returncode == 0, result.stderr
-    members = sorted(out.glob("*/members.csv"))
-    assert members, result.stdout
-    raw = members[0].read_bytes()
-    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads it as UTF-8
-    table = pd.read_csv(members[0], encoding="utf-8-sig")
-    assert {"phone", "name", "segment", "rfm_cell", "recency_days", "frequency",
-            "monetary"} <= set(table.columns)  # fmt: skip
-    assert table.name.str.contains("[А-Яа-я]", regex=True).any()  # Cyrillic intact
-    sizes = pd.read_csv(members[0].with_name("segment_sizes.csv"), encoding="utf-8-sig")
-    assert sizes.customers.sum() == len(table)
-    business = members[0].parent.name
+    businesses = frame(settings, "SELECT business_id, name, country FROM marts.dim_businesses")
+    folders = folder_names(zip(businesses.business_id, businesses.name, strict=True))
+    with_customers = frame(settings, "SELECT DISTINCT business_id FROM marts.customer_rfm")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        folders[b] for b in with_customers.business_id
+    )
+    business = businesses[businesses.country == "RU"].business_id.min()
+    members = out / folders[business] / "members.csv"
+    assert members.read_bytes().startswith(b"\xef\xbb\xbf")  # BOM: Excel reads it as UTF-8
+    table = pd.read_csv(members)
+    assert {"Телефон", "Имя", "Сегмент", "Рекомендуемое действие", "RFM-ячейка",
+            "Дней с последнего визита", "Визитов", "Потрачено"} <= set(table.columns)  # fmt: skip
+    assert table["Телефон"].str.startswith("+7").all()
+    assert table["Имя"].str.contains("[А-Яа-я]", regex=True).any()  # Cyrillic intact
+    assert table["Сегмент"].str.contains("[А-Яа-я]", regex=True).all()
+    sizes = pd.read_csv(members.with_name("segment_sizes.csv"))
+    assert sizes["Клиентов"].sum() == len(table)
     xlsx = tmp_path / "xlsx"
     result = run_cli(
         ["export", "segments", "--business", business, "--format", "xlsx", "--out", str(xlsx)],
         settings,
     )
     assert result.returncode == 0, result.stderr
-    sheets = pd.read_excel(xlsx / business / "segments.xlsx", sheet_name=None)
-    assert set(sheets) == {"segment_sizes", "members"}
-    assert len(sheets["members"]) == len(table)
+    sheets = pd.read_excel(xlsx / folders[business] / "segments.xlsx", sheet_name=None)
+    assert set(sheets) == {"Сегменты", "Клиенты"}
+    assert len(sheets["Клиенты"]) == len(table)
 
 
 def test_live_accruals_reach_the_ledger_exactly_once(pipeline: tuple[Settings, dict]) -> None:

@@ -9,7 +9,11 @@ the setting `REVISIT_<FIELD>` (e.g. `REVISIT_WHATSAPP_BASE_URL`), and
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, SecretStr
+
+TelegramCrashPolicy = Literal["resend_once", "at_most_once"]
 
 
 class ProvidersConfig(BaseModel):
@@ -25,6 +29,11 @@ class ProvidersConfig(BaseModel):
     telegram_base_url: str = "http://127.0.0.1:8792"
     telegram_bot_token: SecretStr = SecretStr("123456:dev-telegram-bot-token")
     telegram_rate_per_s: float | None = 30.0
+    # The Bot API has no idempotency key and no status webhooks, so a send whose outcome
+    # was lost (crash between send and commit, timeout, dropped connection) cannot be
+    # checked. `resend_once`: resend it once (at most one duplicate), then dead-letter it;
+    # `at_most_once`: never resend it, dead-letter it for a human (reason `ambiguous`).
+    telegram_crash_policy: TelegramCrashPolicy = "resend_once"
     # Generic SMS gateway: POST {base}/v1/messages
     sms_base_url: str = "http://127.0.0.1:8793"
     sms_token: SecretStr = SecretStr("dev-sms-token")

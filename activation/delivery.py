@@ -10,12 +10,27 @@ batch rather than per message.
 
 Crash safety (kill -9 anywhere): a row is either `planned`/`failed` (not sent, or a
 definite failure), `sending` (claimed; its request may or may not have had an effect), or
-final. A later run re-claims `sending` rows once their lease expires and resends them with
-the SAME idempotency key: the SMS gateway and the ledger dedupe on it; for WhatsApp and
-Telegram `already_delivered(key)` is asked first (see `activation.providers.base` for the
-residual risk). Leases must outlast a row's time in one run: `lease_s` ≥
-`max_attempts_per_run` × (`http_timeout_s` + `max_retry_wait_s`) is safe; a worker never
-sends a row whose lease it no longer holds.
+final. A later run re-claims `sending` rows once their lease expires (`uncertain` set).
+What happens then depends on the provider (the README's "Delivery guarantees"):
+
+- ledger, SMS: resent with the SAME idempotency key; the provider dedupes on it
+  (`Idempotency-Key`, `client_ref`) and replays its first answer — exactly once.
+- WhatsApp: `already_delivered(key)` is asked first (in production the status webhooks
+  that carry our `biz_opaque_callback_data`, `messenger_events_lookup`); found → recorded
+  as sent without a request; not found → resent, and the row's `last_error` says so. So
+  a duplicate needs the webhook of an accepted message to be missing when we ask: at
+  most one duplicate per lost outcome.
+- Telegram: no idempotency key, no status webhooks, nothing to ask. Per
+  `telegram_crash_policy`: `resend_once` (default) writes a marker row first (`failed`,
+  reason `resend_once`, error_code `ambiguous@<claim>`) and resends at that claim only
+  (a second pass of the same run picks it up); a later claim that finds the resend's own
+  outcome unknown dead-letters the row (reason `ambiguous`): at most one duplicate
+  however often the process dies. `at_most_once`: the row is dead-lettered at once, never
+  resent. Timeouts and dropped connections inside a run are treated the same way.
+
+Leases must outlast a row's time in one run: `lease_s` ≥ `max_attempts_per_run` ×
+(`http_timeout_s` + `max_retry_wait_s`) is safe; a worker never sends a row whose lease
+it no longer holds.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ from activation.outbox import KINDS, Completion, Kind, Outbox, utcnow
 from activation.providers import (
     AlreadyDelivered,
     OutboxItem,
+    Provider,
     Providers,
     ProvidersConfig,
     SendResult,
@@ -73,6 +89,8 @@ class DeliveryReport:
     http_requests: int = 0
     confirmed_by_lookup: int = 0
     ambiguous_resends: int = 0  # resends of unknown outcome on non-idempotent providers
+    resends_recorded: int = 0  # Telegram rows marked for their one resend (see module doc)
+    ambiguous_dead: int = 0  # Telegram rows dead-lettered because their outcome is unknown
     replayed: int = 0  # provider answered with the stored original (idempotent replay)
     lease_lost: int = 0  # claimed rows not sent because their lease ran out in the queue
     not_committed: int = 0  # results another run had taken over (lease too short)
@@ -105,7 +123,11 @@ def _completion(
     item: OutboxItem, token: str, result: SendResult, config: ProvidersConfig, now: datetime
 ) -> Completion:
     if result.ok:
-        note = "confirmed by already_delivered lookup" if result.confirmed_by_lookup else None
+        note = None
+        if result.confirmed_by_lookup:
+            note = "confirmed by already_delivered lookup"
+        elif result.ambiguous_resends:
+            note = "resent after an unknown outcome (no record of it found): may be a duplicate"
         return Completion(
             item.key, token, State.sent, provider=result.provider,
             provider_ref=result.provider_message_id, sent_at=now, last_error=note,
@@ -126,6 +148,68 @@ def _completion(
         error_code=result.error_code, last_error=error, uncertain=result.uncertain,
         next_attempt_at=now + _next_attempt(config, item.attempts, result.retry_after_s),
     )  # fmt: skip
+
+
+RESEND_ONCE = "resend_once"
+AMBIGUOUS = "ambiguous"
+
+
+def _resend_claim(outbox: Outbox, item: OutboxItem) -> int | None:
+    """The claim number a Telegram row's one resend was recorded for, if it has one.
+
+    A claim leaves reason and error_code as the last completion wrote them, so the
+    marker survives the claim that makes the resend (and a crash during it).
+    """
+    rows = outbox.rows("message", keys=[item.key])
+    if not rows or rows[0]["reason"] != RESEND_ONCE:
+        return None
+    _, _, claim = (rows[0]["error_code"] or "").partition("@")
+    return int(claim) if claim.isdigit() else None
+
+
+def _ambiguous_dead(item: OutboxItem, token: str, why: str) -> Completion:
+    return Completion(
+        item.key, token, State.dead, reason=AMBIGUOUS, provider=item.channel,
+        error_code=AMBIGUOUS, uncertain=True,
+        last_error=f"{why}; Telegram has no idempotency key, so it is not resent: "
+        "check the chat and resend by hand if it never arrived",
+    )  # fmt: skip
+
+
+def _resend_marker(item: OutboxItem, token: str, why: str) -> Completion:
+    claim = item.attempts + 1
+    return Completion(
+        item.key, token, State.failed, reason=RESEND_ONCE, provider=item.channel,
+        error_code=f"{AMBIGUOUS}@{claim}", uncertain=True, next_attempt_at=utcnow(),
+        last_error=f"{why}; resending once, at claim {claim} (telegram_crash_policy=resend_once)",
+    )  # fmt: skip
+
+
+async def _deliver_telegram(
+    outbox: Outbox, client: Provider, item: OutboxItem, token: str, config: ProvidersConfig
+) -> tuple[Completion, SendResult | None]:
+    """A Telegram row under `telegram_crash_policy`: every resend of an unknown outcome is
+    recorded in the outbox before it is made, so crashes can never add a second one."""
+    at_most_once = config.telegram_crash_policy == "at_most_once"
+    resend = False
+    if item.uncertain:
+        why = "an earlier attempt's outcome is unknown (crash or lost answer)"
+        claim = _resend_claim(outbox, item)
+        if at_most_once:
+            return _ambiguous_dead(item, token, why), None
+        if claim is not None and item.attempts > claim:
+            why = f"the one resend (claim {claim}) has an unknown outcome too"
+            return _ambiguous_dead(item, token, why), None
+        if claim != item.attempts:
+            return _resend_marker(item, token, why), None
+        resend = True
+    result = await client.send(item, resend_unknown=False)
+    if result.ambiguous_attempts:
+        why = f"the request's outcome is unknown ({result.error_code})"
+        if at_most_once or resend:
+            return _ambiguous_dead(item, token, why), result
+        return _resend_marker(item, token, why), result
+    return _completion(item, token, result, config, utcnow()), result
 
 
 async def _resolve_expired(
@@ -162,7 +246,9 @@ async def deliver_async(
 
     `providers` may be a config (clients are then created and closed here).
     `already_delivered(key)` (sync or async, truthy = the provider has it) is consulted
-    before resending a WhatsApp/Telegram row whose outcome is unknown.
+    before resending a WhatsApp row whose outcome is unknown (Telegram: see the module
+    doc). When Telegram rows were marked for their one resend, a second pass (messages
+    only, within `limit`) claims and sends them.
     """
     own_clients = isinstance(providers, ProvidersConfig)
     clients = (
@@ -180,6 +266,7 @@ async def deliver_async(
     # Never keep a claimed row queued past its lease: keep a margin for the send itself.
     lease_margin_s = min(config.lease_s / 2, config.http_timeout_s + 1.0)
     queue: asyncio.Queue[tuple[Kind, str, OutboxItem, float] | None] = asyncio.Queue()
+    batch_no = 0
     buffers: dict[Kind, list[Completion]] = {"message": [], "accrual": []}
     last_flush = time.monotonic()
 
@@ -192,12 +279,24 @@ async def deliver_async(
                 report.not_committed += len(done) - updated
         last_flush = time.monotonic()
 
+    marked: set[str] = set()  # rows marked for their resend in this run (counted `failed`)
+
     def account(item: OutboxItem, completion: Completion, result: SendResult | None) -> None:
         provider = completion.provider or item.channel
+        if item.key in marked:  # its resend in the second pass: count the row once
+            marked.discard(item.key)
+            for counter in (report.states, report.by_provider[provider]):
+                counter.subtract(["failed"])
+                if counter["failed"] <= 0:
+                    del counter["failed"]
+        if completion.reason == RESEND_ONCE:
+            marked.add(item.key)
         report.states[completion.state.value] += 1
         report.by_provider[provider][completion.state.value] += 1
-        if completion.error_code:
+        if completion.error_code and completion.reason != RESEND_ONCE:
             report.error_codes[f"{provider}:{completion.error_code}"] += 1
+        report.resends_recorded += completion.reason == RESEND_ONCE
+        report.ambiguous_dead += completion.reason == AMBIGUOUS
         if result is None:
             return
         report.http_requests += result.http_attempts
@@ -215,9 +314,8 @@ async def deliver_async(
                 )
             )  # fmt: skip
 
-    async def producer() -> None:
-        remaining = limit if limit is not None else float("inf")
-        batch_no = 0
+    async def producer(kinds: Iterable[Kind], remaining: float) -> None:
+        nonlocal batch_no
         for kind in kinds:
             while remaining > 0:
                 # Claim just in time: leases start ticking at the claim.
@@ -231,7 +329,8 @@ async def deliver_async(
                 report.claimed += len(items)
                 remaining -= len(items)
                 for item in items:
-                    report.recovered += item.uncertain
+                    # A row marked for its resend in this run is not a recovery.
+                    report.recovered += item.uncertain and item.key not in marked
                     queue.put_nowait((kind, token, item, deadline))
                 if len(items) < n:
                     break
@@ -248,6 +347,10 @@ async def deliver_async(
             expires = item.payload.get("expires_at") if kind == "message" else None
             if expires and datetime.fromisoformat(expires) <= utcnow():
                 completion = await _resolve_expired(item, token, already_delivered)
+            elif kind == "message" and item.channel == "telegram":
+                completion, result = await _deliver_telegram(
+                    outbox, clients.telegram, item, token, config
+                )
             else:
                 result = await clients.for_item(item).send(item, already_delivered)
                 completion = _completion(item, token, result, config, utcnow())
@@ -257,7 +360,17 @@ async def deliver_async(
                 flush(kind)
 
     try:
-        await asyncio.gather(producer(), *(worker() for _ in range(concurrency)))
+        budget = limit if limit is not None else float("inf")
+        await asyncio.gather(producer(kinds, budget), *(worker() for _ in range(concurrency)))
+        flush()
+        if report.resends_recorded and budget - report.claimed > 0:
+            # The marked rows are due now; a second pass makes their one resend. Only
+            # one: rows marked in it wait for the next run.
+            budget -= report.claimed
+            await asyncio.gather(
+                producer(("message",), budget),
+                *(worker() for _ in range(concurrency)),
+            )
     finally:
         flush()  # results of everything sent so far, also when a worker raised
         if own_clients:

@@ -95,6 +95,7 @@ class SendResult:
     http_attempts: int = 0
     confirmed_by_lookup: bool = False  # sent per `already_delivered`, not a fresh request
     ambiguous_resends: int = 0  # resends after an unknown outcome without a positive lookup
+    ambiguous_attempts: int = 0  # requests of this call whose outcome is unknown
     replayed: bool = False
 
 
@@ -228,16 +229,29 @@ class Provider(ABC):
         return random.uniform(ceiling / 2, ceiling)  # "equal jitter": spread, never zero
 
     async def send(
-        self, item: OutboxItem, already_delivered: AlreadyDelivered | None = None
+        self,
+        item: OutboxItem,
+        already_delivered: AlreadyDelivered | None = None,
+        *,
+        resend_unknown: bool = True,
     ) -> SendResult:
-        """Deliver `item` with bounded retries; never raises for provider/network failures."""
+        """Deliver `item` with bounded retries; never raises for provider/network failures.
+
+        `resend_unknown=False` (Telegram, whose resends delivery records before making
+        them): no lookup, and no request after one whose outcome is unknown in this call;
+        an `item` already uncertain is sent once, as the resend its caller decided on.
+        """
         path, headers, body = self.build(item)
         headers = {"Idempotency-Key": item.key, **headers}
         result = SendResult(key=item.key, provider=self.name, ok=False)
         uncertain = item.uncertain
         attempt = Attempt("retry")
         for n in range(self.config.max_attempts_per_run):
-            if uncertain and not self.native_idempotency:
+            if uncertain and not self.native_idempotency and not resend_unknown:
+                if n > 0:
+                    break  # a resend now would be a second unrecorded one
+                result.ambiguous_resends += 1
+            elif uncertain and not self.native_idempotency:
                 if already_delivered is not None:
                     found = already_delivered(item.key)
                     if inspect.isawaitable(found):
@@ -265,6 +279,7 @@ class Provider(ABC):
                     "retry", error_code="connection_lost", message=repr(exc), ambiguous=True
                 )
             uncertain = uncertain or attempt.ambiguous
+            result.ambiguous_attempts += attempt.ambiguous
             if attempt.kind == "sent":
                 result.ok = True
                 result.provider_message_id = attempt.provider_message_id

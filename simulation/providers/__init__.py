@@ -244,19 +244,20 @@ def serve_forever(providers: Iterable[str], jsonl_dir: Path | None, host: str, p
 
 
 def delivered_lookup(urls: dict[str, str]):
-    """An async `already_delivered(key) -> bool` backed by the WhatsApp/Telegram stand-ins.
+    """An async `already_delivered(key) -> bool` backed by the WhatsApp stand-in.
 
-    Plays the role raw.messenger_events plays in production: does a provider record for
-    our key exist?
+    Plays the role the status webhooks (marts.fct_messenger_status_events) play in
+    production: the stand-in knows every message it accepted, as if each one's status
+    webhook, carrying our key in `biz_opaque_callback_data`, had already arrived. Only
+    WhatsApp: the Telegram Bot API has no key and no delivery reports to ask.
     """
-    targets = [urls[p] for p in ("whatsapp", "telegram") if p in urls]
+    target = urls.get("whatsapp")
     client = httpx.AsyncClient(timeout=10)
 
     async def already_delivered(key: str) -> bool:
-        for base in targets:
-            answer = await client.get(f"{base}/_admin/lookup", params={"key": key})
-            if answer.raise_for_status().json().get("found"):
-                return True
-        return False
+        if target is None:
+            return False
+        answer = await client.get(f"{target}/_admin/lookup", params={"key": key})
+        return bool(answer.raise_for_status().json().get("found"))
 
     return already_delivered

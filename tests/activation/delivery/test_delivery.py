@@ -72,7 +72,7 @@ def test_ledger_timeout_after_commit_gives_one_accrual(
     assert row["ledger_entry_id"] == ledger.lookup(key)["provider_message_id"]
 
 
-@pytest.mark.parametrize("provider", ["sms", "ledger", "whatsapp", "telegram"])
+@pytest.mark.parametrize("provider", ["sms", "ledger", "whatsapp"])
 def test_connection_closed_after_the_work_gives_one_effect(
     standins: StandinCluster, outbox: Outbox, provider: str
 ) -> None:
@@ -85,7 +85,7 @@ def test_connection_closed_after_the_work_gives_one_effect(
     )
     assert report.states["sent"] == 1
     assert admin.effects() == {plan.idempotency_key: 1}
-    if provider in ("whatsapp", "telegram"):  # no native idempotency: the lookup decided
+    if provider == "whatsapp":  # no native idempotency: the lookup decided
         assert report.confirmed_by_lookup == 1 and len(admin.requests()) == 1
     else:  # the provider deduped the resend on our key
         assert report.replayed == 1 and len(admin.requests()) == 2

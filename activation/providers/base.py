@@ -13,9 +13,10 @@ Guarantees (the payments-API reference: at-most-once *effect* under retries):
   `already_delivered(key)` (backed by status webhooks in marts.fct_messenger_status_events, or the
   stand-ins' lookup) and records the row as sent if the provider has it. What remains: a
   message the provider accepted but whose status webhook has not arrived yet when we ask
-  (seconds) is sent twice; Telegram sends no status webhooks, so without a hook an
-  unknown outcome there is resent. Failures *before* the request left (connect errors,
-  pool timeouts) are never ambiguous.
+  (seconds) is sent twice. Telegram sends no status webhooks, so there is nothing to ask:
+  delivery calls `send(resend_unknown=False)` and applies `telegram_crash_policy`
+  (`activation.delivery`: one recorded resend, or none). Failures *before* the request
+  left (connect errors, pool timeouts) are never ambiguous.
 - Retries: 429, 5xx, timeouts and connection errors, exponential backoff with jitter,
   `Retry-After` / `retry_after` honoured (the whole provider pauses, as flood control
   means); at most `max_attempts_per_run` tries, then the row goes back to the outbox.

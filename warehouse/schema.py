@@ -77,7 +77,8 @@ RAW_TABLES: dict[str, tuple[str, str]] = {
         gender LowCardinality(String),
         consent_marketing Bool,
         created_at DateTime64(3, 'UTC'),
-        updated_at DateTime64(3, 'UTC')
+        updated_at DateTime64(3, 'UTC'),
+        is_deleted Bool DEFAULT false
         """,
         "(business_id, source_customer_id)",
     ),
@@ -94,7 +95,8 @@ RAW_TABLES: dict[str, tuple[str, str]] = {
         currency LowCardinality(String),
         offer_id Nullable(String),
         created_at DateTime64(3, 'UTC'),
-        updated_at DateTime64(3, 'UTC')
+        updated_at DateTime64(3, 'UTC'),
+        is_deleted Bool DEFAULT false
         """,
         "(business_id, appointment_id)",
     ),
@@ -190,6 +192,15 @@ RAW_TABLES: dict[str, tuple[str, str]] = {
 }
 
 
+# Columns a raw table gained after it first shipped: `CREATE TABLE IF NOT EXISTS` leaves a
+# warehouse created before as it was, so `ensure_raw_tables` adds them (a no-op once there).
+# `is_deleted`: the CRM's soft-delete flag (ingestion/SOURCES.md); staging drops such rows.
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "crm_customers": ("is_deleted Bool DEFAULT false AFTER updated_at",),
+    "crm_appointments": ("is_deleted Bool DEFAULT false AFTER updated_at",),
+}
+
+
 def raw_table_ddl(name: str) -> str:
     columns, order_by = RAW_TABLES[name]
     return (
@@ -208,3 +219,6 @@ def ensure_raw_tables(client: Client) -> None:
     ensure_databases(client)
     for name in RAW_TABLES:
         client.command(raw_table_ddl(name))
+    for name, columns in ADDED_COLUMNS.items():
+        for column in columns:
+            client.command(f"ALTER TABLE raw.{name} ADD COLUMN IF NOT EXISTS {column}")

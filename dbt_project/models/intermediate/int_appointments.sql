@@ -11,7 +11,9 @@ select
     a.currency as currency,
     a.offer_id as offer_id,
     a.created_at as created_at,
-    a.updated_at as updated_at
+    a.updated_at as updated_at,
+    -- The row depends on both source rows: it changed when either was (re)loaded.
+    greatest(a.loaded_at, c.loaded_at) as loaded_at
 from {{ ref('stg_crm__appointments') }} as a
 inner join {{ ref('stg_crm__customers') }} as c
     -- One string key per side (see the join_key macro): same rows as joining on the pair.

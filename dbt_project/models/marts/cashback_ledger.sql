@@ -1,13 +1,16 @@
 -- One row per cashback money event from partner feeds: accruals (+), reversals (−) and
 -- redemptions (−), signed, in the event's currency. Keyed by the source event id, so a
--- re-delivered event never counts twice; incremental on the load time of raw events.
+-- re-delivered event never counts twice. Incremental on the load time of raw events (see
+-- macros/incremental_changes.sql): each run deletes the entries of every event (re)loaded
+-- since the last one and inserts what they are now, so a re-delivery that corrects an
+-- event's type or amount replaces its entry (or removes it, when no longer money).
 {{
     config(
         materialized='incremental',
         engine='ReplacingMergeTree(loaded_at)',
         order_by='(entry_id)',
-        unique_key='entry_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
+        pre_hook="{{ delete_changed_keys('entry_id', cashback_ledger_changed_keys(incremental_since())) }}",
     )
 }}
 
@@ -26,5 +29,5 @@ select
 from {{ ref('stg_partners__events') }}
 where event_type in ('accrual', 'reversal', 'redemption')
 {% if is_incremental() %}
-    and loaded_at > (select max(loaded_at) from {{ this }})
+    and loaded_at > {{ incremental_since() }}
 {% endif %}

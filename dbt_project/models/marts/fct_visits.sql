@@ -3,12 +3,16 @@
         materialized='incremental',
         engine='ReplacingMergeTree(updated_at)',
         order_by='(business_id, appointment_key)',
-        unique_key='appointment_key',
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
+        pre_hook="{{ delete_changed_keys('appointment_key', fct_visits_changed_keys(incremental_since())) }}",
         query_settings={'optimize_on_insert': 0},
     )
 }}
-{#- optimize_on_insert off: an inserted batch never repeats a key (one row per
+{#- Incremental on load time (see macros/incremental_changes.sql): each run deletes the
+    visits of every appointment whose appointment or customer row was loaded since the
+    last one, then inserts those that are completed visits now — so a visit the CRM
+    cancels or deletes leaves, and a late record with an older `updated_at` arrives.
+    optimize_on_insert off: an inserted batch never repeats a key (one row per
     appointment; the unique test checks it), so collapsing duplicates within the block
     on insert would only cost a pass over every row. -#}
 
@@ -23,9 +27,10 @@ select
     assumeNotNull(amount) as amount,
     currency,
     offer_id,
-    updated_at
+    updated_at,
+    loaded_at
 from {{ ref('int_appointments') }}
 where status = 'completed' and amount is not null
 {% if is_incremental() %}
-    and updated_at > (select max(updated_at) from {{ this }})
+    and appointment_key in ({{ fct_visits_changed_keys(incremental_since()) }})
 {% endif %}

@@ -1,3 +1,5 @@
+-- The latest live version of every customer: a version the CRM flagged deleted
+-- (`is_deleted`, its soft delete) removes the customer (and so their appointments) here.
 select
     business_id,
     source_customer_id,
@@ -8,5 +10,7 @@ select
     gender,
     consent_marketing,
     created_at,
-    updated_at
+    updated_at,
+    _loaded_at as loaded_at
 from {{ source('crm', 'crm_customers') }} final
+where not is_deleted

@@ -193,13 +193,15 @@ def print_data_loss(client: warehouse.Client, console: Console, top: int = 8) ->
 
 
 def print_migration(client: warehouse.Client, console: Console) -> None:
-    """Customers moving between RFM segments from the previous snapshot to the last one,
-    summed over businesses: one row per segment before, one column per segment after."""
+    """Customers moving between RFM segments over the last full month (the last two month-end
+    snapshots), summed over businesses: one row per segment before, one column per segment
+    after. The as-of snapshot is often a day after a month end, so it would show few moves."""
     moves = client.query_df(
         "SELECT m.from_segment AS from_segment, m.to_segment AS to_segment, "
         "sum(m.customers) AS n, any(m.from_date) AS from_date, any(m.to_date) AS to_date "
         "FROM marts.rfm_segment_migration AS m "
-        "WHERE m.to_date = (SELECT max(to_date) FROM marts.rfm_segment_migration) "
+        "WHERE m.to_date = (SELECT max(snapshot_date) FROM marts.rfm_segment_history "
+        "WHERE is_month_end) "
         "GROUP BY from_segment, to_segment"
     )
     if moves.empty:

@@ -42,21 +42,21 @@
 {%- endmacro %}
 
 {#- Keys of `fct_visits` whose inputs were loaded after `since`: appointments (re)loaded
-    in any version, including the CRM's deletions, which staging no longer shows (so
-    this reads the raw table's load bookkeeping), and the live appointments of customers
-    (re)loaded — a customer deleted, restored or given another phone changes their
-    visits. -#}
+    in any version, including the CRM's deletions, which the current-state staging views
+    no longer show (so this reads the change feed `stg_crm__record_loads`), and the live
+    appointments of customers (re)loaded — a customer deleted, restored or given another
+    phone changes their visits. -#}
 {% macro fct_visits_changed_keys(since) -%}
-    select business_id || ':' || appointment_id
-    from {{ source('crm', 'crm_appointments') }}
-    where _loaded_at > {{ since }}
+    select business_id || ':' || record_id
+    from {{ ref('stg_crm__record_loads') }}
+    where entity = 'appointment' and loaded_at > {{ since }}
     union distinct
     select a.business_id || ':' || a.appointment_id
     from {{ ref('stg_crm__appointments') }} as a
     where {{ join_key('a.business_id', 'a.source_customer_id') }} in (
-        select {{ join_key('business_id', 'source_customer_id') }}
-        from {{ source('crm', 'crm_customers') }}
-        where _loaded_at > {{ since }}
+        select {{ join_key('business_id', 'record_id') }}
+        from {{ ref('stg_crm__record_loads') }}
+        where entity = 'customer' and loaded_at > {{ since }}
     )
 {%- endmacro %}
 

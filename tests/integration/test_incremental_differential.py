@@ -71,13 +71,6 @@ PARTNER = PartnerConfig(partner_id="pdiff", adapter="canonical_jsonl", currency=
 # re-reads the last minutes of loads, which would hide a wrong watermark here).
 DBT_VARS = json.dumps({"as_of_date": AS_OF, "incremental_lookback_seconds": 0})
 MARTS = "path:dbt_project/models/marts"
-# Marts left out of the comparison while their owner reworks them. Empty: every table in
-# `marts` is compared.
-EXCLUDED_MARTS: frozenset[str] = frozenset()
-# Columns whose value any two builds may choose differently, left out of the comparison:
-# `data_loss.example_keys` is a sample of a few keys that depends on the rows' physical
-# order (the counts beside it are compared).
-UNORDERED_SAMPLE_COLUMNS: dict[str, frozenset[str]] = {"data_loss": frozenset({"example_keys"})}
 TAG = re.compile(r"diff-(\d{5})")
 
 # --- the change sequences ----------------------------------------------------------------
@@ -382,13 +375,9 @@ def read_marts(dsn: str) -> dict[str, tuple[list[str], Counter]]:
             "AND name NOT LIKE '%__dbt%' ORDER BY name"
         ).result_rows
         for (name,) in names:
-            if name in EXCLUDED_MARTS:
-                continue
             result = client.query(f"SELECT * FROM marts.`{name}`")
-            skip = UNORDERED_SAMPLE_COLUMNS.get(name, frozenset())
-            keep = [i for i, c in enumerate(result.column_names) if c not in skip]
-            rows = Counter(tuple(normalise(row[i]) for i in keep) for row in result.result_rows)
-            out[name] = ([result.column_names[i] for i in keep], rows)
+            rows = Counter(tuple(normalise(value) for value in row) for row in result.result_rows)
+            out[name] = (list(result.column_names), rows)
     return out
 
 

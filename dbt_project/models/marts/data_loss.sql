@@ -256,7 +256,7 @@ select
     toUInt64(count()) as rows,
     toUInt64(any(s.received)) as source_rows,
     if(any(s.received) > 0, count() / any(s.received), 0) as share,
-    arraySort(groupArray(5)(l.example_key)) as example_keys
+    groupArraySorted(5)(l.example_key) as example_keys
 from losses as l
 left join source_rows as s on l.source_table = s.source_table
 group by business_id, source_table, mart, stage, outcome, reason

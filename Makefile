@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 # uv (from PyPI, into the venv) resolves and installs several times faster than pip.
 UV     := $(BIN)/uv
 
-.PHONY: install run test lint format dev bench clean
+.PHONY: install system-packages run test lint format dev bench clean
 
 install: $(STAMP)
 
@@ -21,7 +21,11 @@ $(STAMP): pyproject.toml warehouse/dbt_plugin/pyproject.toml
 run: install
 	$(BIN)/revisit demo
 
-test: install lint
+# Debian packages some tests drive (Chromium, PostgreSQL): apt-get when missing.
+system-packages:
+	@scripts/system-packages
+
+test: install lint system-packages
 	$(BIN)/python -m pytest
 
 lint: install

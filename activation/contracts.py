@@ -2,7 +2,9 @@
 
 The planner (activation/planner.py) decides *who gets what, when, through which channel*
 and writes rows of these shapes; the outbox (activation/outbox.py) stores them by
-`idempotency_key` and delivery (activation/delivery.py) carries them out exactly once.
+`idempotency_key` and delivery (activation/delivery.py) carries them out once per key,
+within the per-provider crash guarantees its docstring (and README "Delivery
+guarantees") state.
 
 `idempotency_key` is derived from (trigger, customer, occasion) only — never from the
 run, the time of planning or the channel — so the same birthday, appointment or accrual

@@ -18,9 +18,10 @@ about Dagster or reads the environment. Callers hand in what a run needs:
         delivered = deliver_due(client, outbox, providers, dry_run=False)
 
 Every step is idempotent: planning and enqueueing are keyed by idempotency key (a key
-already in the outbox is left as it is), delivery sends each key exactly once, the
-activation log replaces rows by version, and provider opt-outs are loaded as one batch
-per set of keys. Dry runs (the default) compute and count, and store or send nothing.
+already in the outbox is left as it is), delivery sends each key once (within each
+provider's crash guarantee, see activation/delivery.py), the activation log replaces rows
+by version, and provider opt-outs are loaded as one batch per set of keys. Dry runs (the
+default) compute and count, and store or send nothing.
 """
 
 from __future__ import annotations
@@ -306,7 +307,8 @@ def deliver_due(
 ) -> DeliverDueReport:
     """Deliver what is due, record provider opt-outs, log to ClickHouse, reconcile.
 
-    Live: every due outbox row is sent exactly once (`activation.delivery.deliver`;
+    Live: every due outbox row is sent once, within its provider's crash guarantee
+    (`activation.delivery.deliver`;
     `already_delivered` defaults to asking the warehouse's messenger status events);
     opt-outs the providers reported (Telegram blocks, WhatsApp 131050) become messenger
     events, so the planner honours them like an inbound STOP; outbox rows changed since

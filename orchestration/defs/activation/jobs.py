@@ -30,7 +30,8 @@ deliver = define_asset_job(
     "deliver",
     selection=AssetSelection.assets(ACCRUALS, DELIVERIES),
     config={"ops": {"cashback_accruals": LIVE, "deliveries": LIVE}},
-    description="Accruals into the outbox, then everything due delivered exactly once.",
+    description="Accruals into the outbox, then everything due delivered once per key "
+    "(per-provider crash guarantees: README, Delivery guarantees).",
 )
 
 JOBS = [*PLANNING.values(), deliver]

@@ -4,11 +4,12 @@ Hypothesis generates change sequences of one small world each (a business, its C
 customers and appointments, a partner's cashback events, trigger sends): inserts,
 updates, status reversals (completed → cancelled → completed), late records whose
 `updated_at` is older than what was loaded, CRM soft deletes (`deleted: true`, see
-ingestion/SOURCES.md) and restores, phone changes, exact re-deliveries (duplicates) and
-out-of-order partner events. Every sequence owns its ids (business `diff-<n>`, its
-customers' phones, event and message ids), so all of them run side by side: step k of
-every sequence is one load through the real ingestion code (CRM field map and loader,
-the partner feed adapter, the sends loader), followed by
+ingestion/SOURCES.md) and restores, phone changes, exact re-deliveries (duplicates),
+out-of-order partner events, and WhatsApp status webhooks delivered twice, out of order
+or before their send. Every sequence owns its ids (business `diff-<n>`, its customers'
+phones, event and message ids), so all of them run side by side: step k of every
+sequence is one load through the real ingestion code (CRM field map and loader, the
+partner feed adapter, the sends loader, the webhook spool loader), followed by
 
 - an incremental `dbt run` of the marts on the warehouse (A), and
 - a `dbt run --full-refresh` of the marts on a copy of it taken after the load (B);
@@ -52,6 +53,8 @@ import warehouse
 from ingestion.crm.api import page_batch_id
 from ingestion.crm.mapping import load_field_map, prepare
 from ingestion.messages import load_message_sends
+from ingestion.messenger.loader import load_segment
+from ingestion.messenger.spool import CLOSED_SUFFIX, encode_record
 from ingestion.partners.load import load_partner_file
 from ingestion.partners.offers import load_offers
 from ingestion.partners.registry import PartnerConfig
@@ -123,8 +126,19 @@ send_op = st.fixed_dictionaries(
         "with_offer": st.booleans(),
     }
 )
+# A WhatsApp status webhook for one of the sequence's messages, possibly before its send
+# was loaded (an event naming no send yet), out of order (`shift_h`) and delivered twice.
+status_op = st.fixed_dictionaries(
+    {
+        "op": st.just("status"),
+        "message": st.integers(0, MESSAGES - 1),
+        "status": st.sampled_from(["sent", "delivered", "read", "failed"]),
+        "shift_h": st.integers(-48, 48),
+        "copies": st.integers(1, 2),
+    }
+)
 operation = st.one_of(
-    customer_op, appointment_op, appointment_op, redelivery_op, partner_op, send_op
+    customer_op, appointment_op, appointment_op, redelivery_op, partner_op, send_op, status_op
 )
 sequence_strategy = st.lists(
     st.lists(operation, max_size=4), min_size=STEPS + 1, max_size=STEPS + 1
@@ -181,13 +195,15 @@ class World:
         self.business = business_id(seq)
         self.phone_of = {c: 0 for c in range(CUSTOMERS)}
         self.sent: dict[tuple[str, int], dict[str, Any]] = {}
+        self.recipient: dict[int, str] = {}  # message → the phone its send went to
 
     def ident(self, kind: str, index: int) -> str:
         return f"{self.business}-{kind}{index}"
 
     def records(self, step: int, ops: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {
-            "customers": [], "appointments": [], "partner_events": [], "sends": []
+            "customers": [], "appointments": [], "partner_events": [], "sends": [],
+            "webhooks": [],
         }  # fmt: skip
         clock = T0 + timedelta(days=2 * step)
         for op in ops:
@@ -247,8 +263,28 @@ class World:
                         "offer_id": self.ident("o", 0) if op["with_offer"] else None,
                     }
                 )
+            elif kind == "status":
+                m = op["message"]
+                moment = clock + timedelta(hours=op["shift_h"])
+                status = {
+                    "id": f"wamid.{m}{self.seq}",
+                    "status": op["status"],
+                    "timestamp": str(int(moment.timestamp())),
+                    "recipient_id": self.recipient.get(m, phone(self.seq, 0, 0)).lstrip("+"),
+                    "biz_opaque_callback_data": self.ident("m", m),
+                }
+                if op["status"] == "failed":
+                    status["errors"] = [{"code": 131026, "title": "Message undeliverable"}]
+                body = {
+                    "object": "whatsapp_business_account",
+                    "entry": [{"id": "waba", "changes": [
+                        {"field": "messages", "value": {"statuses": [status]}}
+                    ]}],
+                }  # fmt: skip
+                out["webhooks"] += [body] * op["copies"]
             elif kind == "send":
                 c, m = op["customer"], op["message"]
+                self.recipient[m] = phone(self.seq, c, self.phone_of[c])
                 out["sends"].append(
                     {
                         "message_id": self.ident("m", m),
@@ -323,6 +359,17 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
     return path
 
 
+def write_segment(files: Path, step: int, bodies: list[dict[str, Any]]) -> Path:
+    """The webhooks of one step as a closed receiver spool segment, in arrival order."""
+    path = files / "spool" / f"wh-20260201T000000000000Z-1-diff-{step:06d}{CLOSED_SUFFIX}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    received_ms = int((T0 + timedelta(days=2 * step)).timestamp() * 1000)
+    path.write_bytes(
+        b"".join(encode_record("whatsapp", json.dumps(b).encode(), received_ms) for b in bodies)
+    )
+    return path
+
+
 def load_step(dsn: str, files: Path, step: int, records: dict[str, list[dict[str, Any]]]) -> None:
     """Load one step of every sequence; no generated row may be quarantined."""
     results: list[LoadResult] = []
@@ -342,6 +389,8 @@ def load_step(dsn: str, files: Path, step: int, records: dict[str, list[dict[str
         if records.get("sends"):
             path = write_jsonl(files / "messages" / f"sends_{step}.jsonl", records["sends"])
             results.append(load_message_sends(client, path))
+        if records.get("webhooks"):
+            results.append(load_segment(client, write_segment(files, step, records["webhooks"])))
     quarantined = [r for r in results if r.rows_quarantined]
     assert not quarantined, f"step {step}: generated rows were quarantined: {quarantined}"
 

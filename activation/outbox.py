@@ -372,11 +372,21 @@ class Outbox:
         # One UPDATE picks and moves the rows (no key list sent back and forth); `due` is
         # checked again on each row, so a row another claimer took meanwhile is left alone
         # (PostgreSQL re-evaluates the WHERE on the row's latest version).
-        picked = select(table.c.idempotency_key).where(due).order_by(*order).limit(limit)
+        picked: Any = select(table.c.idempotency_key).where(due).order_by(*order).limit(limit)
+        if self.engine.dialect.name == "postgresql":
+            # Concurrent claimers would otherwise pick the same first rows, wait on each
+            # other's row locks and come back with none (read as "outbox drained"): SKIP
+            # LOCKED makes each take the next unclaimed batch. And PostgreSQL may re-run an
+            # IN (… LIMIT n) subquery for each row it updates, which then finds other rows
+            # (more than n, out of order): a locking CTE runs exactly once. SQLite claims
+            # one at a time (BEGIN IMMEDIATE) and runs the subquery once.
+            picked = select(picked.with_for_update(skip_locked=True).cte("picked"))
+        else:
+            picked = picked.scalar_subquery()
         with self.engine.begin() as conn:
             moved = conn.execute(
                 update(table)
-                .where(table.c.idempotency_key.in_(picked.scalar_subquery()), due)
+                .where(table.c.idempotency_key.in_(picked), due)
                 .values(
                     state=State.sending.value,
                     run_token=run_token,

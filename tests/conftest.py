@@ -12,6 +12,9 @@ import pytest
 
 from revisit.settings import PROJECT_ROOT, Settings
 
+# Fixtures: a throwaway PostgreSQL cluster and the sqlite/postgresql state-store parameter.
+from tests.postgres import postgres_cluster, postgres_dsn, state_dsn  # noqa: F401
+
 VENV_BIN = Path(sys.executable).parent
 
 

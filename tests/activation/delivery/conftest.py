@@ -1,4 +1,5 @@
-"""Fixtures: real provider stand-ins on 127.0.0.1, a real SQLite outbox in tmp, plan makers."""
+"""Fixtures: real provider stand-ins on 127.0.0.1, a real outbox in tmp (SQLite, or each
+state store: SQLite and PostgreSQL), plan makers."""
 
 from __future__ import annotations
 
@@ -40,6 +41,15 @@ def standins(_cluster: StandinCluster) -> Iterator[StandinCluster]:
 @pytest.fixture
 def outbox(tmp_path: Path) -> Iterator[Outbox]:
     box = Outbox(f"sqlite:///{tmp_path / 'state' / 'outbox.db'}")
+    yield box
+    box.dispose()
+
+
+@pytest.fixture
+def store_outbox(state_dsn: str) -> Iterator[Outbox]:
+    """An outbox on each state store (SQLite file, fresh PostgreSQL database): modules
+    that must hold on both take it as their `outbox`."""
+    box = Outbox(state_dsn)
     yield box
     box.dispose()
 

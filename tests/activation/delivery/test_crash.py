@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from activation.contracts import State
 from activation.delivery import deliver
 from activation.outbox import Outbox
@@ -19,6 +21,13 @@ from revisit.settings import PROJECT_ROOT
 from simulation.providers import StandinCluster, delivered_lookup
 
 from .conftest import all_effects, fast_config, mixed_plans
+
+
+@pytest.fixture
+def outbox(store_outbox: Outbox) -> Outbox:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return store_outbox
+
 
 LEASE_S = 2.0
 

@@ -1,16 +1,24 @@
-"""The outbox on a real SQLite file: idempotent enqueue, claims with leases, owned completion."""
+"""The outbox on a real SQLite file and a real PostgreSQL database: idempotent enqueue, claims
+with leases, owned completion."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import inspect
 
 from activation.contracts import Channel, State
 from activation.outbox import Completion, Outbox
 
 from .conftest import NOW, accrual, message
+
+
+@pytest.fixture
+def outbox(store_outbox: Outbox) -> Outbox:
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return store_outbox
 
 
 def test_enqueue_is_idempotent_and_never_resets_a_key(outbox: Outbox) -> None:

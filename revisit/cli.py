@@ -190,6 +190,15 @@ def _mount_activation() -> None:
 
 _mount_activation()
 
+
+def _mount_report() -> None:
+    from revisit.report_commands import report
+
+    app.command("report")(report)
+
+
+_mount_report()
+
 export_app = typer.Typer(help="Exports for marketers.")
 app.add_typer(export_app, name="export")
 

@@ -273,6 +273,10 @@ def run_demo(settings: Settings, console: Console, *, customers: int, seed: int 
     warnings = failed_checks_of(result, "WARN")
 
     print_activation(result, console)
+    for event in result.asset_materializations_for_node("exports__marketer_report"):
+        console.print(
+            f"marketer report (HTML, XLSX, PDF per business): {event.metadata['path'].value}"
+        )
     with warehouse.connect(settings.warehouse_dsn) as client:
         print_segments(client, console)
         print_migration(client, console)

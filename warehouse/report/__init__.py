@@ -1,0 +1,128 @@
+"""The marketer's report per business and month: RFM grid, segments with actions, segment
+trend and migration, campaigns against their holdout, partner offers and dashboard,
+cross-business flows, the revisit score — as HTML (one self-contained file), XLSX and PDF.
+
+Reads the marts (and ml.revisit_scores) only; the caller passes the promoted model's
+registry metadata, so this library needs no ML import. Files go to
+`<out>/<business folder>/report-<YYYY-MM>.<ext>`, the folder named as the segment
+exports name theirs (`warehouse.exports.folder_names`); labels follow the business's
+country unless a language is given (`warehouse.exports.default_lang`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from warehouse.exports import Lang, default_lang, folder_names, safe_name
+from warehouse.report import html, pdf, queries, sections, xlsx
+from warehouse.report.model import Report
+
+__all__ = ["ReportError", "ReportFile", "ReportFormat", "build_report", "parse_period"]
+
+
+class ReportFormat(StrEnum):
+    html = "html"
+    xlsx = "xlsx"
+    pdf = "pdf"
+
+
+class ReportError(ValueError):
+    """The report request cannot be served (unknown business, bad period)."""
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    business_id: str
+    name: str
+    lang: str
+    period: str
+    path: Path
+    empty_sections: tuple[str, ...]
+
+
+def parse_period(text: str) -> dt.date:
+    """'YYYY-MM' → the first day of that month; ReportError otherwise."""
+    try:
+        return dt.datetime.strptime(text.strip(), "%Y-%m").date()
+    except ValueError:
+        raise ReportError(f"bad period {text!r}: use YYYY-MM, e.g. 2026-11") from None
+
+
+def build_report(
+    client: Client,
+    out_dir: Path,
+    *,
+    business_id: str | None = None,
+    period: dt.date | None = None,
+    lang: Lang | str | None = None,
+    formats: Sequence[ReportFormat | str] = tuple(ReportFormat),
+    model_metadata: dict[str, Any] | None = None,
+) -> list[ReportFile]:
+    """Render the report of one business (`business_id`) or of every business (None or
+    "all") for `period` (default: the month of the latest RFM snapshot); returns the
+    files written. A business or period without data gets its sections saying so."""
+    known = queries.businesses(client)
+    if business_id in (None, "all"):
+        selected = known
+    else:
+        selected = known[known.business_id == business_id]
+        if selected.empty:
+            sample = ", ".join(sorted(known.business_id)[:10])
+            raise ReportError(
+                f"unknown business {business_id!r}: use a business_id of "
+                f"marts.dim_businesses ({sample or 'none yet: build the marts first'})"
+            )
+    kinds = [ReportFormat(f) for f in formats]
+    month = (period or queries.latest_period(client)).replace(day=1)
+    ids = [str(b) for b in selected.business_id]
+    data = queries.load(client, ids, month) if ids else {}
+    segment_table = queries.segments(client)
+    names = dict(zip(known.business_id, known.name, strict=True))
+    folders = folder_names(names.items())
+    root = out_dir.resolve()
+    written = []
+    for row in selected.itertuples(index=False):
+        bid = str(row.business_id)
+        language = Lang(lang) if lang else default_lang(row.country)
+        business = {"business_id": bid, "name": row.name or bid, "currency": row.currency,
+                    "names": names}  # fmt: skip
+        frames = {key: per_business.get(bid) for key, per_business in data.items()}
+        frames = {k: v for k, v in frames.items() if v is not None}
+        report = sections.build(business, frames, segment_table, language.value, month,
+                                model_metadata)  # fmt: skip
+        folder = (root / folders.get(bid, safe_name(bid))).resolve()
+        if folder.parent != root:  # safe_name makes this impossible; refuse rather than trust
+            raise ReportError(f"refusing to write outside {root}: {folder}")
+        folder.mkdir(parents=True, exist_ok=True)
+        for kind in kinds:
+            path = folder / f"report-{month:%Y-%m}.{kind.value}"
+            _write(report, kind, path)
+            written.append(ReportFile(
+                bid, report.business_name, language.value, report.period, path,
+                tuple(s.id for s in report.sections if s.empty),
+            ))  # fmt: skip
+    return written
+
+
+def _write(report: Report, kind: ReportFormat, path: Path) -> None:
+    # Write beside and rename: a reader (a browser, the asset's consumer) never sees a
+    # half-written file.
+    partial = path.with_name(f".{path.name}.{time.time_ns()}.part")
+    try:
+        if kind is ReportFormat.html:
+            partial.write_text(html.render(report), encoding="utf-8")
+        elif kind is ReportFormat.xlsx:
+            xlsx.write(report, partial)
+        else:
+            pdf.write(report, partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)

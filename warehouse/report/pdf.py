@@ -1,0 +1,121 @@
+"""The report as a PDF with reportlab (a pure-Python wheel: no browser, no system
+library): a title block with each section's reading, then each section with its chart
+(the same PNG as the HTML) and its tables, which flow over pages with a repeated header.
+
+Text is set in DejaVu Sans, which matplotlib ships, so Cyrillic and ₽ render."""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import matplotlib
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import (
+    Image,
+    KeepTogether,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    TableStyle,
+)
+from reportlab.platypus import Table as PdfTable
+
+from warehouse.report.model import Report, Table, fmt
+
+MAX_COLUMNS = 9
+WIDTH = A4[0] - 30 * mm
+
+
+@cache
+def _fonts() -> tuple[str, str]:
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    pdfmetrics.registerFont(TTFont("DejaVuSans", str(folder / "DejaVuSans.ttf")))
+    pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", str(folder / "DejaVuSans-Bold.ttf")))
+    return "DejaVuSans", "DejaVuSans-Bold"
+
+
+def _styles() -> dict[str, ParagraphStyle]:
+    regular, bold = _fonts()
+    return {
+        "title": ParagraphStyle("title", fontName=bold, fontSize=17, leading=21),
+        "subtitle": ParagraphStyle("subtitle", fontName=regular, fontSize=10, leading=13,
+                                   textColor=colors.HexColor("#5b6773"), spaceAfter=8),
+        "h2": ParagraphStyle("h2", fontName=bold, fontSize=13, leading=16, spaceBefore=6,
+                             spaceAfter=3),
+        "body": ParagraphStyle("body", fontName=regular, fontSize=9.5, leading=12.5,
+                               spaceAfter=4),
+        "cell": ParagraphStyle("cell", fontName=regular, fontSize=7, leading=8.5),
+        "head": ParagraphStyle("head", fontName=bold, fontSize=7, leading=8.5),
+    }  # fmt: skip
+
+
+def write(report: Report, path: Path) -> None:
+    styles = _styles()
+    story: list = [
+        Paragraph(escape(report.title), styles["title"]),
+        Paragraph(escape(report.subtitle), styles["subtitle"]),
+    ]
+    for section in report.sections:
+        story.append(Paragraph(
+            f"<b>{escape(section.title)}</b> — {escape(section.reading)}", styles["body"]
+        ))  # fmt: skip
+    for section in report.sections:
+        story.append(PageBreak())
+        head = [Paragraph(escape(section.title), styles["h2"]),
+                Paragraph(escape(section.reading), styles["body"])]  # fmt: skip
+        if section.chart:
+            reader = ImageReader(io.BytesIO(section.chart))
+            width, height = reader.getSize()
+            scale = min(WIDTH / width, 110 * mm / height)
+            head.append(Image(io.BytesIO(section.chart), width * scale, height * scale))
+        story.append(KeepTogether(head))
+        for table in section.tables:
+            story.append(Spacer(1, 4))
+            story.append(_table(table, report, styles))
+    document = SimpleDocTemplate(
+        str(path), pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=14 * mm,
+        bottomMargin=14 * mm, title=report.title, lang=report.lang,
+    )  # fmt: skip
+    document.build(story)
+
+
+def _table(table: Table, report: Report, styles: dict[str, ParagraphStyle]) -> PdfTable:
+    columns = table.columns[:MAX_COLUMNS]
+    kinds = table.kinds[:MAX_COLUMNS]
+    rows: list[list] = [[Paragraph(escape(str(c)), styles["head"]) for c in columns]]
+    for row in table.rows:
+        rows.append([
+            Paragraph(escape(fmt(v, k, report.lang, report.currency)), styles["cell"])
+            if k == "text" else fmt(v, k, report.lang, report.currency)
+            for v, k in zip(row[:MAX_COLUMNS], kinds, strict=False)
+        ])  # fmt: skip
+    numeric = [i for i, k in enumerate(kinds) if k != "text"]
+    shown = PdfTable(rows, repeatRows=1, hAlign="LEFT",
+                     colWidths=_widths(kinds))  # fmt: skip
+    style = [
+        ("FONT", (0, 0), (-1, -1), _fonts()[0], 7),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f0f3f6")),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#dde3e8")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+    ]
+    style += [("ALIGN", (i, 1), (i, -1), "RIGHT") for i in numeric]
+    shown.setStyle(TableStyle(style))
+    return shown
+
+
+def _widths(kinds: list[str]) -> list[float]:
+    """Text columns take twice a number column's width; together the page's width."""
+    weights = [2.0 if k == "text" else 1.0 for k in kinds]
+    return [WIDTH * w / sum(weights) for w in weights]

@@ -15,13 +15,19 @@ from ingestion.messenger.spool import DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES
 
 
 class CrmApiConfig(BaseModel):
-    """Where a CRM's REST API is and where its sync cursors are kept."""
+    """Where a CRM's REST API is and where its sync cursors are kept.
+
+    `base_url` None: no CRM API (a business that only sends files); the sync is skipped.
+    `url_setting` names where the URL came from, so an unreachable API says what to fix.
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    base_url: str
+    base_url: str | None
     token: str
     cursor_store_dsn: str  # SQLAlchemy URL of the state store
+    url_setting: str = "REVISIT_CRM_API_URL"
+    attempts: int = 6
 
 
 class ReceiverConfig(BaseModel):

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 import warehouse
+from revisit.ingest_commands import app as ingest_app
 from revisit.settings import Settings, SettingsError, get_settings
 
 app = typer.Typer(
@@ -189,6 +190,7 @@ def _mount_activation() -> None:
 
 
 _mount_activation()
+app.add_typer(ingest_app, name="ingest")
 
 
 def _mount_report() -> None:

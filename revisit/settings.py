@@ -21,6 +21,8 @@ Main variables:
   ClickHouse server.
 - `REVISIT_STATE_DSN` — SQLAlchemy URL of the transactional store (outbox,
   cursors); default SQLite under the data directory.
+- `REVISIT_CRM_API_URL` — the CRM REST API; unset: no API (file drops only).
+- `REVISIT_CRM_FIELD_MAP` — field map of CRM exports without a per-business one.
 """
 
 from __future__ import annotations
@@ -55,8 +57,14 @@ class Settings(ProvidersConfig, BaseSettings):
     sms_webhook_secret: SecretStr = SecretStr("dev-sms-webhook-secret")
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 8780
-    crm_api_url: str = "http://127.0.0.1:8765"
+    # Unset: no CRM API (businesses that only send files); the demo passes its stand-in's.
+    crm_api_url: str | None = None
     crm_api_token: SecretStr = SecretStr("dev-crm-token")
+    crm_field_map: Path | None = Field(
+        default=None,
+        description="Field map (YAML) for CRM exports of businesses without their own "
+        "(`<data dir>/field_maps/<business_id>.yaml` or `field_map.yaml` in their folder).",
+    )
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
@@ -77,9 +85,10 @@ class Settings(ProvidersConfig, BaseSettings):
 
     def crm_api(self, base_url: str | None = None) -> CrmApiConfig:
         return CrmApiConfig(
-            base_url=base_url or self.crm_api_url,
+            base_url=base_url or self.crm_api_url or None,
             token=self.crm_api_token.get_secret_value(),
             cursor_store_dsn=self.state_dsn,
+            url_setting="the asset's `api_url` config" if base_url else "REVISIT_CRM_API_URL",
         )
 
     def receiver(self, **overrides: Any) -> ReceiverConfig:
@@ -110,6 +119,11 @@ class Settings(ProvidersConfig, BaseSettings):
     @cached_property
     def exports_dir(self) -> Path:
         return self.data_dir / "exports"
+
+    @cached_property
+    def field_maps_dir(self) -> Path:
+        """Per-business CRM field maps: `<business_id>.yaml`."""
+        return self.data_dir / "field_maps"
 
     @cached_property
     def models_dir(self) -> Path:

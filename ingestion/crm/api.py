@@ -40,7 +40,8 @@ _backoff = wait_exponential_jitter(multiplier=0.2, max=10.0, jitter=0.2)
 
 
 class CrmApiError(RuntimeError):
-    """The CRM answered in a way retries cannot fix (auth, bad request, bad JSON)."""
+    """The CRM answered in a way retries cannot fix (auth, bad request, bad JSON), or
+    could not be reached at all (the message names the URL and its setting)."""
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -220,7 +221,13 @@ def sync_crm_api(
 ) -> list[LoadResult]:
     """Incremental sync of the CRM API into raw.crm_* (businesses first: their country
     is the default region of customers' phones), with the shipped field map unless another
-    is given. Cursors live in the config's state store under (`source`, entity)."""
+    is given. Cursors live in the config's state store under (`source`, entity).
+
+    With no API configured (`config.base_url` None) nothing is pulled and [] returned.
+    An API that cannot be reached (after retries) raises CrmApiError naming the URL and
+    the setting it came from; what was loaded before stays loaded."""
+    if not config.base_url:
+        return []
     field_map = field_map or load_field_map()
     prepare_raw(client)
     ordered = [e for e in ENTITIES if e in entities] + [e for e in entities if e not in ENTITIES]
@@ -229,6 +236,7 @@ def sync_crm_api(
         config.base_url,
         config.token,
         path=field_map.api_path,
+        attempts=config.attempts,
         transport=transport,
     )
     try:
@@ -238,6 +246,12 @@ def sync_crm_api(
                 client, api, cursors, entity, field_map=field_map, source=source, limit=limit
             )
         return results
+    except httpx.TransportError as exc:
+        raise CrmApiError(
+            f"CRM API at {config.base_url} (set by {config.url_setting}) cannot be reached "
+            f"after {config.attempts} attempts: {type(exc).__name__}: {exc or 'no answer'}. "
+            f"Check the URL, or unset {config.url_setting} for businesses that only send files."
+        ) from exc
     finally:
         api.close()
         cursors.close()

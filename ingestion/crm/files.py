@@ -23,15 +23,16 @@ whose batch is already done are not read again.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import itertools
 from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,7 @@ from clickhouse_connect.driver.client import Client
 from ingestion.crm.api import business_regions
 from ingestion.crm.mapping import (
     DECIMAL,
+    DEFAULT_FIELD_MAP,
     ENTITIES,
     EntityMap,
     FieldMap,
@@ -81,13 +83,12 @@ class FileError:
         return f"{self.path}: {self.error}"
 
 
-def entity_of(path: Path) -> str | None:
-    """`appointments_202405.csv` → "appointments"; None for files of no known entity."""
-    stem = path.stem.lower()
-    for entity in sorted(ENTITIES, key=len, reverse=True):
-        if stem == entity or stem.startswith(entity + "_") or stem.startswith(entity + "-"):
-            return entity
-    return None
+def entity_of(path: Path, field_map: FieldMap | None = None) -> str | None:
+    """`appointments_202405.csv` → "appointments" by the field map's file-name patterns
+    (the built-in map: `<entity>.*`, `<entity>_*`, `<entity>-*`); None when none matches."""
+    if path.suffix.lower() not in SUFFIXES:
+        return None
+    return (field_map or load_field_map()).entity_of(path.name)
 
 
 def file_digest(path: Path) -> str:
@@ -106,19 +107,77 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=mapper)
 
 
+def detect_encoding(path: Path, encoding: str) -> str:
+    """`auto`: a BOM says UTF-8 or UTF-16; otherwise the file must decode as UTF-8 (else
+    a FileError with the hint to set the encoding). Other names are taken as given."""
+    if encoding != "auto":
+        return encoding
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8"  # the reader skips the BOM
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8"
+
+
+def _sniff_delimiter(path: Path, encoding: str) -> str:
+    """The most frequent of `,;\t|` in the header line."""
+    with path.open("r", encoding=encoding, errors="replace", newline="") as handle:
+        header = handle.readline()
+    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _explain_read_error(exc: Exception, path: Path, encoding: str, delimiter: str) -> str:
+    """A reader's error, decoded, with what to change in the field map."""
+    text = str(exc)
+    if isinstance(exc, UnicodeDecodeError) or "UTF8" in text or "UTF-8" in text:
+        sample = path.read_bytes()[:4096]
+        guess = "cp1251"
+        try:
+            sample.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                sample.decode("cp1251")
+            except UnicodeDecodeError:
+                guess = "latin-1"
+        return (
+            f"could not decode as {encoding}: try `encoding: {guess}` in the field map "
+            f"(files.csv.encoding) [{text.splitlines()[0][:160]}]"
+        )
+    if "Expected" in text and "columns" in text:
+        return (
+            f"rows have different numbers of columns with delimiter {delimiter!r}: "
+            f"check `delimiter` and `quotechar` in the field map [{text.splitlines()[0][:160]}]"
+        )
+    return f"{type(exc).__name__}: {text}"
+
+
 def read_csv(path: Path, entity_map: EntityMap, options: Mapping[str, Any]) -> pd.DataFrame:
-    """CSV → frame with the field map's types when every value converts, else text."""
+    """CSV → frame with the field map's types when every value converts, else text.
+
+    Raises MappingError with a hint when the file does not decode in the configured
+    encoding or has one column only (wrong delimiter)."""
+    encoding = detect_encoding(path, options.get("encoding", "utf-8"))
+    delimiter = options.get("delimiter", ",")
+    if delimiter == "auto":
+        delimiter = _sniff_delimiter(path, encoding)
     # Single-threaded parse: files load `LOAD_WORKERS` at a time, which already keeps
     # the cores busy; pyarrow's own threads on top only add contention (~5-10%).
-    read = pacsv.ReadOptions(
-        encoding=options.get("encoding", "utf-8"), block_size=1 << 24, use_threads=False
-    )
-    parse = pacsv.ParseOptions(delimiter=options.get("delimiter", ","))
+    read = pacsv.ReadOptions(encoding=encoding, block_size=1 << 24, use_threads=False)
+    parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=options.get("quotechar", '"'))
+    # Only fields typed by the defaults are typed by the reader; the others (value maps,
+    # decimal commas, several date formats, local times) are read as text.
     typed = {
-        f.source: _ARROW_TYPES[f.type]
+        f.source: _ARROW_TYPES[f.type] if f.plain else pa.string()
         for f in entity_map.fields
-        if f.type != "timestamp" or not f.format
+        if f.from_source and (f.type != "timestamp" or not f.format)
     }
+    for f in entity_map.fields:
+        if f.derive == "from_phone" and f.phone_field:
+            typed[f.phone_field] = pa.string()
     convert = pacsv.ConvertOptions(
         column_types=typed,
         strings_can_be_null=True,
@@ -128,16 +187,31 @@ def read_csv(path: Path, entity_map: EntityMap, options: Mapping[str, Any]) -> p
         timestamp_parsers=[pacsv.ISO8601],
     )
     try:
-        return _to_pandas(pacsv.read_csv(path, read, parse, convert))
-    except pa.ArrowInvalid as exc:
-        if "CSV conversion error" not in str(exc) and "In CSV column" not in str(exc):
-            raise
-    text = pacsv.ConvertOptions(
-        column_types={f.source: pa.string() for f in entity_map.fields},
-        strings_can_be_null=True,
-        null_values=[""],
-    )
-    return _to_pandas(pacsv.read_csv(path, read, parse, text))
+        try:
+            table = pacsv.read_csv(path, read, parse, convert)
+        except pa.ArrowInvalid as exc:
+            if "CSV conversion error" not in str(exc) and "In CSV column" not in str(exc):
+                raise
+            if "UTF8" in str(exc):
+                raise
+            text = pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in typed},
+                strings_can_be_null=True,
+                null_values=[""],
+            )
+            table = pacsv.read_csv(path, read, parse, text)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise MappingError(_explain_read_error(exc, path, encoding, delimiter)) from None
+    if table.num_columns == 1:
+        header = table.column_names[0]
+        other = next((d for d in (";", ",", "\t", "|") if d != delimiter and d in header), None)
+        if other is not None:
+            raise MappingError(
+                f"one column found with delimiter {delimiter!r} (header {header[:80]!r}): "
+                f"is the delimiter {other!r}? Set `delimiter: {other!r}` (or auto) in the field "
+                "map (files.csv.delimiter)"
+            )
+    return _to_pandas(table)
 
 
 def read_file(path: Path, entity_map: EntityMap, field_map: FieldMap) -> pd.DataFrame:
@@ -162,6 +236,12 @@ class PreparedFile:
     prepared: Prepared | None
 
 
+def business_of(path: Path, root: Path) -> str | None:
+    """The business a file belongs to: its first folder under the exports root."""
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else None
+
+
 def prepare_file(
     path: Path,
     *,
@@ -175,21 +255,32 @@ def prepare_file(
 
     No warehouse access, so it can run in a worker thread. Raises on an unreadable file.
     """
-    entity = entity or entity_of(path)
+    entity = entity or entity_of(path, field_map)
     if entity is None:
-        raise MappingError(f"file name names no CRM entity (one of {ENTITIES})")
+        raise MappingError(
+            f"file name matches none of the field map's patterns {field_map.patterns()}"
+        )
     entity_map = field_map.entity(entity)
     relative = path.relative_to(root).as_posix()
-    batch_id = (
-        f"crm-file-{entity}-"
-        + hashlib.sha256(f"{relative}\0{file_digest(path)}".encode()).hexdigest()[:32]
-    )
+    # The field map is part of the batch: the same file read by another map is new data.
+    map_tag = field_map.path.read_bytes() if field_map.path else field_map.name.encode()
+    digest = hashlib.sha256(f"{relative}\0{file_digest(path)}\0".encode() + map_tag)
+    batch_id = f"crm-file-{entity}-" + digest.hexdigest()[:32]
+    if field_map.path is None or field_map.path == DEFAULT_FIELD_MAP.resolve():
+        # Batch ids of the built-in map stay what they were (loads before field maps).
+        batch_id = (
+            f"crm-file-{entity}-"
+            + hashlib.sha256(f"{relative}\0{file_digest(path)}".encode()).hexdigest()[:32]
+        )
     if batch_id in done:
         return PreparedFile(entity_map.table, batch_id, relative, None)
     frame = read_file(path, entity_map, field_map)
     # Line numbers of the rows in the file (header is line 1).
     row_ref = pd.Series(np.arange(2, len(frame) + 2, dtype=np.int64))
-    prepared = prepare(entity_map, frame, source_kind="crm_file", row_ref=row_ref, regions=regions)
+    prepared = prepare(
+        entity_map, frame, source_kind="crm_file", row_ref=row_ref, regions=regions,
+        business_id=business_of(path, root),
+    )  # fmt: skip
     return PreparedFile(entity_map.table, batch_id, relative, prepared)
 
 
@@ -228,19 +319,243 @@ def load_file(
     return load_prepared(client, prepared)
 
 
-def _load_or_error(
+# --- a whole exports directory, with a report per file ------------------------------------
+
+FileStatus = Literal["loaded", "already loaded", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What happened to one file under the exports directory."""
+
+    path: str  # relative to the exports root
+    status: FileStatus
+    entity: str | None = None
+    field_map: str = ""
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    top_reasons: tuple[tuple[str, int], ...] = ()  # (field: reason with value and rule, count)
+    message: str = ""  # why skipped or failed
+
+
+@dataclass
+class ExportsReport:
+    """Every file under the exports root: loaded, already loaded, skipped or failed."""
+
+    files: list[FileOutcome]
+    results: list[LoadResult]
+
+    @property
+    def errors(self) -> list[FileError]:
+        return [FileError(f.path, f.message) for f in self.files if f.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        """Nothing failed and nothing was skipped."""
+        return all(f.status in ("loaded", "already loaded") for f in self.files)
+
+
+def _top_reasons(quarantine: pd.DataFrame, n: int = 3) -> tuple[tuple[str, int], ...]:
+    if quarantine.empty:
+        return ()
+    counts = (
+        quarantine["field"].astype(str) + ": " + quarantine["reason"].astype(str)
+    ).value_counts()
+    return tuple((str(k), int(v)) for k, v in counts.head(n).items())
+
+
+def _load_one(
     client: Client,
-    path: Path,
+    item: tuple[Path, FieldMap],
     *,
     root: Path,
-    field_map: FieldMap,
+    entity: str,
     regions: Mapping[str, str] | None,
     done: Collection[str],
-) -> LoadResult | FileError:
+) -> tuple[FileOutcome, LoadResult | None]:
+    path, field_map = item
+    relative = path.relative_to(root).as_posix()
     try:
-        return load_file(client, path, root=root, field_map=field_map, regions=regions, done=done)
+        prepared = prepare_file(
+            path, root=root, field_map=field_map, regions=regions, entity=entity, done=done
+        )
+        result = load_prepared(client, prepared)
     except _FILE_ERRORS as exc:
-        return FileError(str(path), f"{type(exc).__name__}: {exc}")
+        message = str(exc) if isinstance(exc, MappingError) else f"{type(exc).__name__}: {exc}"
+        return FileOutcome(relative, "failed", entity, field_map.name, message=message), None
+    if result.skipped:
+        return FileOutcome(relative, "already loaded", entity, field_map.name), result
+    reasons = _top_reasons(prepared.prepared.quarantine) if prepared.prepared else ()
+    outcome = FileOutcome(
+        relative, "loaded", entity, field_map.name, result.rows_loaded, result.rows_quarantined,
+        reasons,
+    )  # fmt: skip
+    return outcome, result
+
+
+class FieldMaps:
+    """Which field map reads each business's folder, first found wins:
+
+    1. `forced` (the CLI's `--field-map`), for every folder;
+    2. `<maps_dir>/<business_id>.yaml` (`<data dir>/field_maps/`);
+    3. `field_map.yaml` inside the business's export folder;
+    4. `default` (`REVISIT_CRM_FIELD_MAP`), else the built-in map.
+
+    An invalid map is a FieldMapError (every file of that folder fails with it)."""
+
+    FILE_NAME = "field_map.yaml"
+
+    def __init__(
+        self,
+        *,
+        forced: FieldMap | None = None,
+        maps_dir: Path | None = None,
+        default: FieldMap | None = None,
+    ) -> None:
+        self.forced, self.maps_dir = forced, maps_dir
+        self.default = default or load_field_map()
+
+    def for_folder(self, folder: Path | None) -> FieldMap:
+        if self.forced is not None:
+            return self.forced
+        if folder is not None:
+            if self.maps_dir is not None and (self.maps_dir / f"{folder.name}.yaml").is_file():
+                return load_field_map(self.maps_dir / f"{folder.name}.yaml")
+            if (folder / self.FILE_NAME).is_file():
+                return load_field_map(folder / self.FILE_NAME)
+        return self.default
+
+
+def _business_row(business_id: str, field_map: FieldMap) -> pd.DataFrame:
+    profile = dict(field_map.business or {})
+    assert field_map.path is not None
+    # The map's edit time: a changed profile is a new version (reloads of the same
+    # map are one batch, loaded once).
+    stamp = pd.Timestamp(field_map.path.stat().st_mtime_ns, unit="ns", tz="UTC").floor("s")
+    return pd.DataFrame(
+        [{"id": business_id, **profile, "updated_at": stamp.isoformat()}], dtype=object
+    )
+
+
+def _load_profiles(
+    client: Client, profiles: Mapping[str, FieldMap], root: Path
+) -> list[LoadResult]:
+    """Load the `business:` profile of each field map as its folder's businesses row."""
+    results = []
+    builtin = load_field_map().entity("businesses")
+    for business_id, field_map in sorted(profiles.items()):
+        frame = _business_row(business_id, field_map)
+        prepared = prepare(
+            builtin, frame, source_kind="crm_field_map",
+            row_ref=pd.Series([f"{field_map.path}#business"]),
+        )  # fmt: skip
+        digest = hashlib.sha256(frame.to_json().encode()).hexdigest()[:32]
+        results.append(
+            load_batch(
+                client, builtin.table, prepared.frame, batch_id=f"crm-profile-{digest}",
+                source=f"{business_id}/field map {field_map.name}",
+                quarantine=prepared.quarantine,
+            )
+        )  # fmt: skip
+    return results
+
+
+def ingest_crm_exports(
+    client: Client,
+    exports_dir: Path | str,
+    *,
+    field_maps: FieldMaps | None = None,
+    businesses: Collection[str] | None = None,
+) -> ExportsReport:
+    """Load every export under `exports_dir` (`<business_id>/<files>`) and report each file.
+
+    Each business folder is read with its field map (`FieldMaps`); a file whose name
+    matches none of its patterns (or is no CSV, Excel or Parquet file) is skipped and
+    reported with the patterns; a file that cannot be read fails alone, with the
+    reason and a hint. Businesses and locations load before customers (whose phone
+    region is the business's country, from raw.crm_businesses or the map's `business:`
+    profile, which is loaded as the folder's businesses row).
+
+    Within one entity, `LOAD_WORKERS` threads each read, validate and insert one file
+    (pyarrow's reader and the engine release the GIL), so one file's parsing overlaps
+    another's insert; at most `LOAD_WORKERS` prepared files are held in memory.
+    Files whose batch is already done are hashed but not read. Merges of the entity's
+    table are paused until its last file is in (`merges_paused`). `businesses`: only
+    these business folders (default: every file under the root).
+    """
+    field_maps = field_maps or FieldMaps()
+    root = Path(exports_dir)
+    prepare_raw(client)
+    outcomes: list[FileOutcome] = []
+    planned: list[tuple[str, Path, FieldMap]] = []
+    profiles: dict[str, FieldMap] = {}
+    maps: dict[Path | None, FieldMap | Exception] = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root)
+        if path.name.startswith(".") or path.name == FieldMaps.FILE_NAME:
+            continue
+        business = business_of(path, root)
+        if businesses is not None and business not in businesses:
+            continue
+        folder = root / business if business else None
+        if folder not in maps:
+            try:
+                maps[folder] = field_maps.for_folder(folder)
+            except MappingError as exc:
+                maps[folder] = exc
+        field_map = maps[folder]
+        if isinstance(field_map, Exception):
+            outcomes.append(FileOutcome(relative.as_posix(), "failed", message=str(field_map)))
+            continue
+        if path.suffix.lower() not in SUFFIXES:
+            outcomes.append(
+                FileOutcome(
+                    relative.as_posix(), "skipped", field_map=field_map.name,
+                    message=f"not a {'/'.join(SUFFIXES)} file",
+                )
+            )  # fmt: skip
+            continue
+        entity = field_map.entity_of(path.name)
+        if entity is None:
+            outcomes.append(
+                FileOutcome(
+                    relative.as_posix(), "skipped", field_map=field_map.name,
+                    message=f"name matches none of the patterns of field map "
+                    f"{field_map.name!r}: {', '.join(field_map.patterns())}",
+                )
+            )  # fmt: skip
+            continue
+        if business and field_map.business:
+            profiles[business] = field_map
+        planned.append((entity, path, field_map))
+    results = _load_profiles(client, profiles, root) if profiles else []
+    order = {e: i for i, e in enumerate(ENTITIES)}
+    planned.sort(key=lambda t: (order[t[0]], t[1].as_posix()))
+    with ThreadPoolExecutor(max_workers=LOAD_WORKERS, thread_name_prefix="crm-file") as pool:
+        for entity, group in itertools.groupby(planned, key=lambda t: t[0]):
+            items = [(path, fmap) for _, path, fmap in group]
+            regions = None
+            if entity in ("customers", "appointments"):
+                # Customers' phone regions need every business loaded: a barrier per entity.
+                regions = business_regions(client)
+                regions.update(
+                    {b: str(m.business["country"]) for b, m in profiles.items() if m.business}
+                )
+            tables = sorted({fmap.entity(entity).table for _, fmap in items})
+            done = set().union(*(done_batches(client, t) for t in tables))
+            # One part per file: merge them once, after the entity's last file.
+            with ExitStack() as stack:
+                for table in tables:
+                    stack.enter_context(merges_paused(client, table))
+                load = partial(
+                    _load_one, client, root=root, entity=entity, regions=regions, done=done
+                )
+                for outcome, result in pool.map(load, items):
+                    outcomes.append(outcome)
+                    if result is not None:
+                        results.append(result)
+    outcomes.sort(key=lambda o: o.path)
+    return ExportsReport(outcomes, results)
 
 
 def load_crm_exports(
@@ -248,43 +563,13 @@ def load_crm_exports(
     exports_dir: Path | str,
     *,
     field_map: FieldMap | None = None,
+    field_maps: FieldMaps | None = None,
 ) -> tuple[list[LoadResult], list[FileError]]:
-    """Load every export under `exports_dir` (`<business_id>/<entity>*.{csv,xlsx,parquet}`).
-
-    Businesses and locations load before customers (whose phone region is the
-    business's country, from raw.crm_businesses). Returns the load results and the
-    files that failed as a whole (each error names the file and the problem).
-
-    Within one entity, `LOAD_WORKERS` threads each read, validate and insert one file
-    (pyarrow's reader and the engine release the GIL), so one file's parsing overlaps
-    another's insert; at most `LOAD_WORKERS` prepared files are held in memory.
-    Files whose batch is already done are hashed but not read. Merges of the entity's
-    table are paused until its last file is in (`merges_paused`).
-    """
-    field_map = field_map or load_field_map()
+    """Load every export under `exports_dir`; returns the load results and the files that
+    failed as a whole (each error names the file and the problem). `field_map` reads every
+    folder (else `field_maps` chooses per folder). See `ingest_crm_exports`."""
+    chooser = field_maps or FieldMaps(forced=field_map)
+    report = ingest_crm_exports(client, exports_dir, field_maps=chooser)
     root = Path(exports_dir)
-    prepare_raw(client)
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-    order = {e: i for i, e in enumerate(ENTITIES)}
-    files.sort(key=lambda p: (order.get(entity_of(p) or "", len(order)), p.as_posix()))
-    outcomes: list[LoadResult | FileError] = []
-    with ThreadPoolExecutor(max_workers=LOAD_WORKERS, thread_name_prefix="crm-file") as pool:
-        for entity, group in itertools.groupby(files, key=entity_of):
-            # Customers' phone regions need every business loaded: a barrier per entity.
-            regions = business_regions(client) if entity == "customers" else None
-            table = field_map.entities[entity].table if entity in field_map.entities else None
-            done = done_batches(client, table) if table else set()
-            # One part per file: merge them once, after the entity's last file.
-            with merges_paused(client, table) if table else nullcontext():
-                load = partial(
-                    _load_or_error,
-                    client,
-                    root=root,
-                    field_map=field_map,
-                    regions=regions,
-                    done=done,
-                )
-                outcomes.extend(pool.map(load, group))
-    results = [o for o in outcomes if isinstance(o, LoadResult)]
-    errors = [o for o in outcomes if isinstance(o, FileError)]
-    return results, errors
+    errors = [FileError(str(root / e.path), e.error) for e in report.errors]
+    return report.results, errors

@@ -138,7 +138,7 @@ CRM_TABLES = {
 
 class CrmConfig(Config):
     api_url: str = ""
-    """CRM API base URL; empty means the settings' REVISIT_CRM_API_URL."""
+    """CRM API base URL; empty means the settings' REVISIT_CRM_API_URL (unset: no API)."""
 
 
 @multi_asset(
@@ -146,21 +146,53 @@ class CrmConfig(Config):
     check_specs=[quarantine_check(table) for table in CRM_TABLES],
 )
 def crm(context: AssetExecutionContext, config: CrmConfig, warehouse: WarehouseResource) -> Any:
-    """The CRM REST API (incremental by cursor) and the businesses' file drops."""
-    from ingestion.crm import load_crm_exports, sync_crm_api
-    from ingestion.crm.files import entity_of
+    """The CRM REST API (incremental by cursor; optional) and the businesses' file drops.
+
+    An unreachable API does not stop the file drops: they load, the tables report, and
+    then the asset fails with the API's error (URL and setting named)."""
+    from dagster import Failure
+
+    from ingestion.crm import CrmApiError, ingest_crm_exports, sync_crm_api
+    from revisit.ingest_commands import crm_field_maps
 
     settings = get_settings()
     exports = settings.source_dir / "crm" / "exports"
+    api_config = settings.crm_api(config.api_url or None)
+    api_error = None
     with warehouse.get_client() as client:
-        results = sync_crm_api(client, settings.crm_api(config.api_url or None))
-        file_results, errors = load_crm_exports(client, exports) if exports.exists() else ([], [])
-        results += file_results
+        results: list[LoadResult] = []
+        if api_config.base_url is None:
+            context.log.info("no CRM API configured (REVISIT_CRM_API_URL unset): file drops only")
+        else:
+            try:
+                results = sync_crm_api(client, api_config)
+            except CrmApiError as ex:
+                api_error = str(ex)
+                context.log.error(api_error)
+        errors: list[Any] = []
+        if exports.exists():
+            report = ingest_crm_exports(client, exports, field_maps=crm_field_maps(settings))
+            results += report.results
+            for outcome in report.files:
+                if outcome.status == "skipped":
+                    context.log.warning(f"skipped {outcome.path}: {outcome.message}")
+                elif outcome.status == "failed":
+                    context.log.error(f"failed {outcome.path}: {outcome.message}")
+            errors = [(o.entity, f"{o.path}: {o.message}") for o in report.files
+                      if o.status == "failed"]  # fmt: skip
         for table in CRM_TABLES:
-            yield from report(
-                client, table, [r for r in results if r.table == table],
-                [str(e) for e in errors if f"crm_{entity_of(Path(e.path))}" == table],
-            )  # fmt: skip
+            yield from report_table(client, table, results, errors)
+    if api_error:
+        raise Failure(description=api_error)
+
+
+def report_table(
+    client: Client, table: str, results: Sequence[LoadResult], errors: Sequence[Any]
+) -> Iterable[Any]:
+    yield from report(
+        client, table, [r for r in results if r.table == table],
+        [text for entity, text in errors if f"crm_{entity}" == table],
+    )  # fmt: skip
 
 
 ASSETS = [crm, messenger_events, message_sends, partner_feeds]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -34,12 +34,9 @@ class Page:
 
 
 class Browser:
-    def __init__(self, ws_url: str) -> None:
-        self._ws = connect(ws_url, max_size=2**28, open_timeout=20)
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
         self._ids = itertools.count(1)
-
-    def close(self) -> None:
-        self._ws.close()
 
     def call(self, method: str, params: dict | None = None, session: str | None = None,
              events: list | None = None, timeout: float = 30) -> dict:  # fmt: skip
@@ -119,11 +116,8 @@ def chromium() -> Iterator[Browser]:
                 raise RuntimeError("chromium did not start its DevTools endpoint")
             time.sleep(0.05)
         port, path = port_file.read_text().splitlines()[:2]
-        browser = Browser(f"ws://127.0.0.1:{port}{path}")
-        try:
-            yield browser
-        finally:
-            browser.close()
+        with connect(f"ws://127.0.0.1:{port}{path}", max_size=2**28, open_timeout=20) as ws:
+            yield Browser(ws)
     finally:
         process.terminate()
         try:

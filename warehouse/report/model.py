@@ -58,7 +58,7 @@ def fmt(value: object, kind: str, lang: str, currency: str = "") -> str:
                               locale=locale)  # fmt: skip
     if kind == "money":
         if currency:
-            return format_currency(float(value), currency, "#,##0.# ¤" if lang == "ru" else
+            return format_currency(float(value), currency, "#,##0.#\u00a0¤" if lang == "ru" else
                                    "¤#,##0.#", locale=locale, currency_digits=False)  # fmt: skip
         return format_decimal(round(float(value)), locale=locale)
     if kind == "num":

@@ -1,0 +1,68 @@
+"""Checks of a rendered marketer's report shared by the report tests: the HTML in
+headless Chromium at desktop and phone width, the XLSX with openpyxl, the PDF's pages."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from openpyxl import load_workbook
+from PIL import Image, ImageStat
+
+from tests.chromium import chromium
+from warehouse.report.sections import SECTION_IDS
+
+PROBE = """JSON.stringify({
+  sections: [...document.querySelectorAll('section')].map(s => ({
+    id: s.id, empty: s.classList.contains('empty'),
+    reading: s.querySelector('p.reading').textContent.trim(),
+    charts: [...s.querySelectorAll('img')].map(i => i.complete && i.naturalWidth > 0),
+    height: s.getBoundingClientRect().height})),
+  overflow: document.documentElement.scrollWidth > window.innerWidth})"""
+VIEWPORTS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
+
+
+def check_html(path: Path, screenshots: Path | None = None) -> dict[str, dict]:
+    """Open the report at desktop and phone width; assert no console error, no request
+    leaves the file, every section present with a reading, every chart decoded, no page
+    wider than the screen, a screenshot with content. Returns the probe per viewport."""
+    import json
+
+    found = {}
+    with chromium() as browser:
+        for name, (width, height, mobile) in VIEWPORTS.items():
+            page = browser.open(path.as_uri(), width, height, PROBE, mobile=mobile)
+            assert page.errors == [], page.errors
+            outside = [u for u in page.requests if not u.startswith(("file:", "data:"))]
+            assert outside == [], f"the report requested {outside}"
+            probe = json.loads(page.value)
+            assert [s["id"] for s in probe["sections"]] == list(SECTION_IDS)
+            for section in probe["sections"]:
+                assert section["reading"], section["id"]
+                assert section["height"] > 40, section["id"]
+                assert all(section["charts"]), f"{section['id']}: a chart did not decode"
+                assert section["empty"] or section["charts"], f"{section['id']} has no chart"
+            assert not probe["overflow"], f"{name}: the page scrolls sideways"
+            image = Image.open(io.BytesIO(page.screenshot)).convert("L")
+            assert image.width == width and image.height > height / 2
+            assert ImageStat.Stat(image).stddev[0] > 10, f"{name}: blank screenshot"
+            if screenshots:
+                image.save(screenshots / f"{path.stem}-{name}.png")
+            found[name] = probe
+    return found
+
+
+def check_xlsx(path: Path) -> list[str]:
+    """One summary sheet plus one per section, each with its title and reading."""
+    workbook = load_workbook(path)
+    assert len(workbook.sheetnames) == 1 + len(SECTION_IDS), workbook.sheetnames
+    for sheet in workbook.worksheets[1:]:
+        assert sheet["A1"].value and sheet["A2"].value, sheet.title
+    return workbook.sheetnames
+
+
+def pdf_pages(path: Path) -> int:
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF-")
+    return len(re.findall(rb"/Type /Page\b", data))

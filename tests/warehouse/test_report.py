@@ -1,0 +1,77 @@
+"""The marketer's report on a new business: a warehouse with the business and the
+segment seed but no activity (some marts empty, some not built at all) renders every
+section as "no data yet", in all three formats, and Chromium shows it without errors.
+The report on real data is checked after the demo (tests/integration/test_pipeline.py)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+import warehouse
+from revisit.settings import PROJECT_ROOT, Settings
+from tests.report_checks import check_html, check_xlsx, pdf_pages
+from warehouse import contracts
+from warehouse.report import ReportError, build_report, parse_period
+from warehouse.report.model import fmt
+from warehouse.report.sections import SECTION_IDS, T
+
+# Contracted marts the report reads; the others (history, migration, dashboard, flows,
+# scores) are left unbuilt, as on a warehouse where dbt has not run them yet.
+CONTRACTED = ["marts.dim_businesses", "marts.rfm_segments", "marts.campaign_results",
+              "marts.partner_offer_conversion_by_month", "marts.fct_visits"]  # fmt: skip
+
+
+def test_numbers_follow_the_locale() -> None:
+    assert fmt(1234.5, "money", "ru", "RUB") == "1\u00a0234,5\u00a0₽"
+    assert fmt(1234.5, "money", "en", "USD") == "$1,234.5"
+    assert fmt(0.1234, "pct", "ru") == "12,3\u00a0%"
+    assert fmt(0.1234, "pct", "en") == "12.3%"
+    assert fmt(1234567, "int", "ru") == "1\u00a0234\u00a0567"
+    assert fmt(float("nan"), "pct", "en") == "—"
+
+
+def test_period_must_be_a_month() -> None:
+    assert str(parse_period("2026-11")) == "2026-11-01"
+    with pytest.raises(ReportError, match="YYYY-MM"):
+        parse_period("11/2026")
+
+
+@pytest.fixture
+def new_business(settings: Settings) -> Settings:
+    with warehouse.connect(settings.warehouse_dsn) as client:
+        contracts.create_tables(client, CONTRACTED)
+        client.insert(
+            "marts.dim_businesses",
+            [["B-NEW", "Студия «Новая»", "salon", "RU", "Москва", "Europe/Moscow", "RUB"]],
+            column_names=["business_id", "name", "kind", "country", "city", "timezone",
+                          "currency"],
+        )  # fmt: skip
+        with (PROJECT_ROOT / "dbt_project" / "seeds" / "rfm_segments.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        client.insert(
+            "marts.rfm_segments",
+            [[int(v) if k == "sort_order" else v for k, v in row.items()] for row in rows],
+            column_names=list(rows[0]),
+        )
+    return settings
+
+
+def test_new_business_renders_no_data_yet_everywhere(
+    new_business: Settings, tmp_path: Path
+) -> None:
+    with warehouse.connect(new_business.warehouse_dsn) as client:
+        with pytest.raises(ReportError, match="unknown business 'B-NOPE'"):
+            build_report(client, tmp_path, business_id="B-NOPE")
+        files = build_report(client, tmp_path, business_id="B-NEW", period=parse_period("2026-11"))
+    assert [f.path.suffix for f in files] == [".html", ".xlsx", ".pdf"]
+    assert {f.empty_sections for f in files} == {SECTION_IDS}
+    html, xlsx, pdf = (f.path for f in files)
+    assert html.parent.name == "Студия «Новая»" and html.name == "report-2026-11.html"
+    probe = check_html(html)
+    for section in probe["phone"]["sections"]:
+        assert section["empty"] and section["reading"] == T["ru"]["no_data"]
+    assert check_xlsx(xlsx)[0] == "Сводка"
+    assert pdf_pages(pdf) == 1 + len(SECTION_IDS)

@@ -145,6 +145,7 @@ def _live_providers(
             f"{what} needs provider settings; not set: {', '.join(missing)} "
             "(the built-in defaults reach no provider). Set them, or add --dry-run."
         )
+    settings.refuse_dev_secrets(providers=providers)  # a published token off loopback
     return settings.providers()
 
 

@@ -18,7 +18,7 @@ from rich.table import Table
 
 import warehouse
 from revisit.ingest_commands import app as ingest_app
-from revisit.settings import Settings, SettingsError, get_settings
+from revisit.settings import Settings, SettingsError, get_settings, redact_dsn
 
 app = typer.Typer(
     help="Revisit — retention data platform: ingestion → dbt → ML → activation.",
@@ -124,7 +124,8 @@ def doctor(
         "packages": _package_versions(),
         "data_dir": str(settings.data_dir),
         "warehouse_dsn": warehouse.parse_dsn(settings.warehouse_dsn).display,
-        "state_dsn": settings.state_dsn,
+        "state_dsn": redact_dsn(settings.state_dsn),
+        "secrets": _secrets_status(settings),
         "dbt_target": str(settings.dbt().target),
         "warehouse": warehouse_status(settings),
     }
@@ -139,6 +140,49 @@ def doctor(
         console.print(table)
     if report["warehouse"]["status"] != "ok":
         raise typer.Exit(1)
+
+
+def _secrets_status(settings: Settings) -> dict[str, str]:
+    """Where the secrets come from, without any value."""
+    from revisit.settings import DEV_SECRETS
+
+    path = settings.secrets_path
+    defaults = settings.dev_default_secrets(DEV_SECRETS)
+    return {
+        "file": f"{path} ({path.stat().st_mode & 0o777:o})" if path.exists() else "none",
+        "development defaults": ", ".join(defaults) if defaults else "none",
+    }
+
+
+@app.command()
+def init(
+    rotate: Annotated[
+        bool, typer.Option("--rotate", help="Replace every secret in the file with a new one.")
+    ] = False,
+) -> None:
+    """Write random per-installation secrets to <data dir>/secrets.env (mode 0600).
+
+    Every webhook, provider and CRM secret with a published development default gets one;
+    values already in the file are kept unless --rotate. REVISIT_* variables still win.
+    """
+    from revisit.settings import write_secrets_file
+
+    settings = get_settings()
+    written, kept = write_secrets_file(settings.secrets_path, rotate=rotate)
+    console.print(
+        f"{settings.secrets_path} (0600): {len(written)} secret(s) "
+        f"{'rotated' if rotate else 'written'}, {len(kept)} kept"
+    )
+    shadowed = sorted(n for n in [*written, *kept] if f"REVISIT_{n.upper()}" in os.environ)
+    if shadowed:
+        names = ", ".join(f"REVISIT_{n.upper()}" for n in shadowed)
+        console.print(f"note: set in the environment, which wins over the file: {names}")
+    if written:
+        console.print(
+            "Give the new webhook secrets to the providers (WhatsApp app secret and verify "
+            "token, Telegram setWebhook secret_token, SMS gateway) and replace the provider "
+            "and CRM tokens with the ones they issued; restart the receiver and workers."
+        )
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -300,7 +344,10 @@ def webhooks_serve(
     from ingestion.messenger import serve
 
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    config = get_settings().receiver(**overrides)
+    settings = get_settings()
+    config = settings.receiver(**overrides)
+    # Off loopback, anyone can sign with the published development secrets: refuse.
+    settings.refuse_dev_secrets(webhook_host=config.host)
 
     def ready(bound_port: int) -> None:
         console.print(

@@ -20,23 +20,50 @@ Main variables:
   `chdb:///<data dir>/warehouse`) or `http(s)://user:pass@host:8123/db` for a
   ClickHouse server.
 - `REVISIT_STATE_DSN` — SQLAlchemy URL of the transactional store (outbox,
-  cursors); default SQLite under the data directory.
+  cursors); default SQLite under the data directory, or
+  `postgresql+psycopg://user:pass@host:5432/db` (tested on PostgreSQL 15).
 - `REVISIT_CRM_API_URL` — the CRM REST API; unset: no API (file drops only).
 - `REVISIT_CRM_FIELD_MAP` — field map of CRM exports without a per-business one.
+
+Secrets (webhook secrets, provider and CRM tokens) have published development defaults
+that only suit the demo and tests on 127.0.0.1. `revisit init` writes random
+per-installation values to `<data dir>/secrets.env` (mode 0600); a secret is taken from
+its `REVISIT_*` variable, else from that file, else the development default. Serving
+webhooks on a non-loopback address, or delivering to a provider that is not on loopback,
+is refused while a secret it uses is still a development default (`refuse_dev_secrets`).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import secrets
+from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activation.config import ProvidersConfig
 from ingestion.config import CrmApiConfig, ReceiverConfig
-from warehouse.config import PROJECT_ROOT, DbtConfig
+from warehouse.config import PROJECT_ROOT, DbtConfig, redact_dsn
+
+__all__ = ["PROJECT_ROOT", "Settings", "SettingsError", "get_settings", "redact_dsn"]
+
+SECRETS_FILE = "secrets.env"
+# Which secrets each front door relies on (field names of Settings).
+WEBHOOK_SECRETS = (
+    "whatsapp_app_secret", "whatsapp_verify_token", "telegram_secret_token", "sms_webhook_secret",
+)  # fmt: skip
+PROVIDER_SECRETS = {
+    "whatsapp": ("whatsapp_base_url", "whatsapp_token"),
+    "telegram": ("telegram_base_url", "telegram_bot_token"),
+    "sms": ("sms_base_url", "sms_token"),
+    "ledger": ("ledger_base_url", "ledger_token"),
+}
 
 
 class Settings(ProvidersConfig, BaseSettings):
@@ -73,7 +100,52 @@ class Settings(ProvidersConfig, BaseSettings):
             self.warehouse_dsn = f"chdb://{self.data_dir / 'warehouse'}"
         if not self.state_dsn:
             self.state_dsn = f"sqlite:///{self.data_dir / 'state' / 'revisit.db'}"
+        # The secrets file fills in what the environment did not set: env > file > default.
+        for name, value in read_secrets_file(self.secrets_path).items():
+            if name in DEV_SECRETS and name not in self.model_fields_set:
+                setattr(self, name, SecretStr(value))
+                self.model_fields_set.add(name)
         return self
+
+    # -- secrets -------------------------------------------------------------------------------
+    @property
+    def secrets_path(self) -> Path:
+        return self.data_dir / SECRETS_FILE
+
+    def dev_default_secrets(self, names: Iterable[str]) -> list[str]:
+        """Of `names`, the secrets that still hold their published development default."""
+        return [
+            name for name in names if getattr(self, name).get_secret_value() == DEV_SECRETS[name]
+        ]
+
+    def refuse_dev_secrets(
+        self, *, webhook_host: str | None = None, providers: Iterable[str] = ()
+    ) -> None:
+        """SettingsError if a secret used off loopback is still a development default.
+
+        `webhook_host`: the receiver's bind address (non-loopback: every webhook secret
+        counts); `providers`: those delivery will call (a provider whose base URL is not
+        on loopback: its token counts). Loopback keeps the defaults: the demo and tests.
+        """
+        used: list[str] = []
+        where: list[str] = []
+        if webhook_host is not None and not is_loopback(webhook_host):
+            used += WEBHOOK_SECRETS
+            where.append(f"webhooks on {webhook_host}")
+        for provider in providers:
+            url_field, token_field = PROVIDER_SECRETS[provider]
+            host = urlsplit(getattr(self, url_field)).hostname or ""
+            if not is_loopback(host):
+                used.append(token_field)
+                where.append(f"{provider} at {host}")
+        defaults = self.dev_default_secrets(used)
+        if defaults:
+            names = ", ".join(f"REVISIT_{name.upper()}" for name in defaults)
+            raise SettingsError(
+                f"refusing to start ({'; '.join(where)} is not loopback): {names} still "
+                f"hold the published development defaults; run `revisit init` to write "
+                f"per-installation secrets to {self.secrets_path}, or set them"
+            )
 
     # -- the libraries' configs ---------------------------------------------------------------
     def dbt(self) -> DbtConfig:
@@ -145,6 +217,80 @@ class Settings(ProvidersConfig, BaseSettings):
 
 class SettingsError(ValueError):
     """A `REVISIT_*` variable holds a value the settings cannot take."""
+
+
+# Every secret setting and its published development default (from the field defaults).
+DEV_SECRETS: dict[str, str] = {
+    name: field.default.get_secret_value()
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.default, SecretStr)
+}
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or `localhost`; anything else (0.0.0.0, names) may be reachable."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_secrets_file(path: Path) -> dict[str, str]:
+    """`{field name: value}` from `REVISIT_NAME=value` lines (# comments, blanks skipped)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip()
+        if key.startswith("REVISIT_"):
+            values[key.removeprefix("REVISIT_").lower()] = value.strip()
+    return values
+
+
+def write_secrets_file(path: Path, *, rotate: bool = False) -> tuple[list[str], list[str]]:
+    """Give every secret with a development default a random per-installation value in
+    `path` (mode 0600, replaced atomically). Values already in the file are kept unless
+    `rotate`. Returns (written, kept) field names.
+    """
+    current = read_secrets_file(path)
+    written: list[str] = []
+    kept: list[str] = []
+    values: dict[str, str] = {}
+    for name in DEV_SECRETS:
+        if name in current and not rotate:
+            values[name] = current[name]
+            kept.append(name)
+        else:
+            values[name] = secrets.token_urlsafe(32)
+            written.append(name)
+    lines = [
+        "# Per-installation secrets of Revisit, written by `revisit init`. Keep this file",
+        "# private (mode 0600). REVISIT_* environment variables override these values.",
+        "# Provider and CRM tokens: replace them with the tokens the provider issued.",
+        *(f"REVISIT_{name.upper()}={values[name]}" for name in DEV_SECRETS),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Created 0600 (no window in which another user could read it), then moved in place.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        os.chmod(tmp, 0o600)  # whatever the umask
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return written, kept
 
 
 def get_settings() -> Settings:

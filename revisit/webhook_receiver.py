@@ -12,7 +12,7 @@ import logging
 import sys
 
 from ingestion.messenger.receiver import serve
-from revisit.settings import get_settings
+from revisit.settings import SettingsError, get_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,7 +27,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"LISTENING {port}", flush=True)
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    serve(get_settings().receiver(**overrides), workers=args.workers, on_ready=ready)
+    try:
+        settings = get_settings()
+        config = settings.receiver(**overrides)
+        # Off loopback, anyone can sign with the published development secrets: refuse.
+        settings.refuse_dev_secrets(webhook_host=config.host)
+    except SettingsError as ex:
+        print(f"error: {ex}", file=sys.stderr)
+        raise SystemExit(2) from None
+    serve(config, workers=args.workers, on_ready=ready)
 
 
 if __name__ == "__main__":

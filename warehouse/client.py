@@ -21,6 +21,8 @@ from urllib.parse import unquote, urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from warehouse.config import redact_dsn
+
 
 class WarehouseError(RuntimeError):
     """The warehouse could not be reached or opened."""
@@ -69,7 +71,9 @@ def parse_dsn(dsn: str) -> WarehouseTarget:
     if parsed.scheme == "chdb":
         location = unquote(parsed.netloc + parsed.path)
         if not location or location in ("memory", ":memory:"):
-            raise WarehouseError(f"Warehouse DSN {dsn!r}: give the data directory, chdb:///abs/dir")
+            raise WarehouseError(
+                f"Warehouse DSN {redact_dsn(dsn)!r}: give the data directory, chdb:///abs/dir"
+            )
         return WarehouseTarget(kind="embedded", path=Path(location).expanduser().resolve())
     if parsed.scheme in ("http", "https"):
         secure = parsed.scheme == "https"
@@ -83,7 +87,7 @@ def parse_dsn(dsn: str) -> WarehouseTarget:
             secure=secure,
         )
     raise WarehouseError(
-        f"Warehouse DSN {dsn!r} is not understood: use chdb:///abs/dir (embedded) "
+        f"Warehouse DSN {redact_dsn(dsn)!r} is not understood: use chdb:///abs/dir (embedded) "
         "or http(s)://user:pass@host:8123/db (ClickHouse server)."
     )
 

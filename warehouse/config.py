@@ -6,8 +6,10 @@ reads the environment itself.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -34,3 +36,24 @@ class DbtConfig(BaseModel):
     @property
     def profiles_dir(self) -> Path:
         return self.project_dir / "dbt_project"
+
+
+_SECRET_QUERY = re.compile(r"(?i)\b(password|passwd|pwd)=[^&]*")
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with its password shown as `***` (`postgresql://user:***@host/db`), for
+    anything printed or logged: doctor, log lines, error messages."""
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:  # not a URL: hide whatever sits between `:` and the last `@`
+        return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{hostport}" if colon else netloc
+    query = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}=***", parts.query)
+    if (netloc, query) == (parts.netloc, parts.query):
+        return dsn  # nothing secret; urlunsplit would also drop `sqlite:////`'s empty host
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -150,6 +150,9 @@ def deliveries(
 ) -> Any:
     """Deliver what is due, persist provider opt-outs, log to ClickHouse, reconcile."""
     settings = get_settings()
+    if not config.dry_run:
+        # Never send a published development token to a provider off loopback.
+        settings.refuse_dev_secrets(providers=("whatsapp", "telegram", "sms", "ledger"))
     with open_outbox(settings.state_dsn) as outbox, warehouse.get_client() as client:
         report = deliver_due(client, outbox, settings.providers(), dry_run=config.dry_run)
     metadata: dict[str, Any] = {

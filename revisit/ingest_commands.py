@@ -70,7 +70,11 @@ def _exports_root(settings: Settings, source: Path | None) -> tuple[Path, list[s
 def _print_report(report: ExportsReport) -> None:
     table = Table(title="CRM exports", title_justify="left")
     for column in ("file", "field map", "entity", "status", "loaded", "quarantined"):
-        table.add_column(column, justify="right" if column in ("loaded", "quarantined") else "left")
+        right = column in ("loaded", "quarantined")
+        table.add_column(
+            column, justify="right" if right else "left", overflow="fold",
+            no_wrap=column == "status",
+        )  # fmt: skip
     style = {"loaded": "green", "already loaded": "dim", "skipped": "yellow", "failed": "red"}
     for f in report.files:
         table.add_row(

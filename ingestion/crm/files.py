@@ -200,10 +200,12 @@ def read_csv(path: Path, entity_map: EntityMap, options: Mapping[str, Any]) -> p
                 null_values=[""],
             )
             table = pacsv.read_csv(path, read, parse, text)
+        # Header names are decoded only here: a file in another encoding fails here too.
+        names, frame = table.column_names, _to_pandas(table)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise MappingError(_explain_read_error(exc, path, encoding, delimiter)) from None
-    if table.num_columns == 1:
-        header = table.column_names[0]
+    if len(names) == 1:
+        header = names[0]
         other = next((d for d in (";", ",", "\t", "|") if d != delimiter and d in header), None)
         if other is not None:
             raise MappingError(
@@ -211,7 +213,7 @@ def read_csv(path: Path, entity_map: EntityMap, options: Mapping[str, Any]) -> p
                 f"is the delimiter {other!r}? Set `delimiter: {other!r}` (or auto) in the field "
                 "map (files.csv.delimiter)"
             )
-    return _to_pandas(table)
+    return frame
 
 
 def read_file(path: Path, entity_map: EntityMap, field_map: FieldMap) -> pd.DataFrame:

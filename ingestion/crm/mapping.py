@@ -591,7 +591,7 @@ def _regions(
     typed: Mapping[str, pd.Series], n: int, regions: Mapping[str, str] | None
 ) -> pd.Series:
     business = typed.get("business_id", pd.Series([None] * n, dtype=object))
-    return business.map(dict(regions or {})).fillna(UNKNOWN_REGION).astype("str")
+    return business.map(dict(regions or {})).astype(object).fillna(UNKNOWN_REGION).astype("str")
 
 
 def _phone_reasons(

@@ -148,8 +148,9 @@ class CrmConfig(Config):
 def crm(context: AssetExecutionContext, config: CrmConfig, warehouse: WarehouseResource) -> Any:
     """The CRM REST API (incremental by cursor; optional) and the businesses' file drops.
 
-    An unreachable API does not stop the file drops: they load, the tables report, and
-    then the asset fails with the API's error (URL and setting named)."""
+    An unreachable API does not stop the file drops, nor does a file that fails or is
+    skipped stop the others: everything loadable loads, the tables report, and then the
+    asset fails naming the API's error (URL and setting) and each such file."""
     from dagster import Failure
 
     from ingestion.crm import CrmApiError, ingest_crm_exports, sync_crm_api
@@ -158,7 +159,7 @@ def crm(context: AssetExecutionContext, config: CrmConfig, warehouse: WarehouseR
     settings = get_settings()
     exports = settings.source_dir / "crm" / "exports"
     api_config = settings.crm_api(config.api_url or None)
-    api_error = None
+    problems: list[str] = []
     with warehouse.get_client() as client:
         results: list[LoadResult] = []
         if api_config.base_url is None:
@@ -167,23 +168,22 @@ def crm(context: AssetExecutionContext, config: CrmConfig, warehouse: WarehouseR
             try:
                 results = sync_crm_api(client, api_config)
             except CrmApiError as ex:
-                api_error = str(ex)
-                context.log.error(api_error)
+                problems.append(str(ex))
+                context.log.error(str(ex))
         errors: list[Any] = []
         if exports.exists():
             report = ingest_crm_exports(client, exports, field_maps=crm_field_maps(settings))
             results += report.results
             for outcome in report.files:
-                if outcome.status == "skipped":
-                    context.log.warning(f"skipped {outcome.path}: {outcome.message}")
-                elif outcome.status == "failed":
-                    context.log.error(f"failed {outcome.path}: {outcome.message}")
+                if outcome.status in ("skipped", "failed"):
+                    problems.append(f"{outcome.status} {outcome.path}: {outcome.message}")
+                    context.log.error(problems[-1])
             errors = [(o.entity, f"{o.path}: {o.message}") for o in report.files
                       if o.status == "failed"]  # fmt: skip
         for table in CRM_TABLES:
             yield from report_table(client, table, results, errors)
-    if api_error:
-        raise Failure(description=api_error)
+    if problems:
+        raise Failure(description="\n".join(problems))
 
 
 def report_table(

@@ -288,6 +288,34 @@ def test_export_segments_for_marketers(pipeline: tuple[Settings, dict], tmp_path
     assert len(sheets["Клиенты"]) == len(table)
 
 
+def test_marketer_report_after_the_demo(pipeline: tuple[Settings, dict], tmp_path) -> None:
+    """The demo's `exports/marketer_report` asset wrote every business's report; `revisit
+    report` renders one in English, with data in every section but the ones the small
+    ecosystem may lack, and it opens cleanly in Chromium at desktop and phone width
+    (tests/report_checks.py; tests/warehouse/test_report.py covers a new business)."""
+    from tests.report_checks import check_html, check_xlsx, pdf_pages
+    from warehouse.exports import folder_names
+
+    settings, _ = pipeline
+    businesses = frame(settings, "SELECT business_id, name FROM marts.dim_businesses")
+    folders = folder_names(zip(businesses.business_id, businesses.name, strict=True))
+    written = settings.exports_dir / "reports"
+    assert sorted(p.name for p in written.iterdir()) == sorted(folders.values())
+    assert all(len(list((written / f).glob("report-*.*"))) == 3 for f in folders.values())
+
+    business = businesses.business_id.min()
+    result = run_cli(
+        ["report", "--business", business, "--lang", "en", "--out", str(tmp_path)], settings
+    )
+    assert result.returncode == 0, result.stderr
+    html, pdf, xlsx = sorted((tmp_path / folders[business]).glob("report-*.*"))
+    probe = check_html(html)
+    filled = {s["id"] for s in probe["desktop"]["sections"] if not s["empty"]}
+    assert {"grid", "segments", "trend", "migration", "campaigns", "score"} <= filled
+    assert check_xlsx(xlsx)[0] == "Summary"
+    assert pdf_pages(pdf) >= 9
+
+
 def test_live_accruals_reach_the_ledger_exactly_once(pipeline: tuple[Settings, dict]) -> None:
     """cashback_accruals + deliveries, live, twice, against the ledger stand-in: one
     effect per ledger accrual entry, and the reconciliation check passes."""

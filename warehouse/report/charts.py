@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,10 +24,22 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
+def _margins(fig: Figure, labels: Sequence[str] = (), *, fontsize: float = 8,
+             bottom: float = 0.6, right: float = 0.15, top: float = 0.3) -> None:  # fmt: skip
+    """Fixed margins in inches: on the left room for the longest y label (about 0.6
+    of the font size per character), the rest as given."""
+    width, height = fig.get_size_inches()
+    longest = max((len(str(label)) for label in labels), default=4)
+    left = 0.25 + longest * fontsize * 0.6 / 72
+    fig.subplots_adjust(left=min(left / width, 0.5), right=1 - right / width,
+                        bottom=bottom / height, top=1 - top / height)  # fmt: skip
+
+
 def png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    # A tight bounding box instead of a constrained layout: one extra draw, not several.
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.08)
+    # Margins are set per chart (`_margins`): a constrained layout or a tight bounding box
+    # would draw every figure two or more times, and charts are most of a report's time.
+    fig.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
 
 
@@ -48,6 +61,8 @@ def rfm_grid(cells: pd.DataFrame, labels: dict[str, str]) -> bytes:
         ax.set_xticks(range(3), [f"F{f}" for f in (1, 2, 3)])
         ax.set_yticks(range(3), [f"R{r}" for r in (3, 2, 1)])
         ax.set_title(labels["m_panel"].format(m=m), fontsize=10)
+    _margins(fig, ["R1"], bottom=0.35, right=0.1)
+    fig.subplots_adjust(wspace=0.15)
     return png(fig)
 
 
@@ -60,6 +75,7 @@ def bars(names: Sequence[str], values: Sequence[float], xlabel: str,
     ax.set_xlabel(xlabel)
     ax.tick_params(axis="y", labelsize=8)
     ax.spines[["top", "right"]].set_visible(False)
+    _margins(fig, names, fontsize=8, bottom=0.55)
     return png(fig)
 
 
@@ -73,9 +89,11 @@ def trend(pivot: pd.DataFrame, ylabel: str, highlight: Sequence[str]) -> bytes:
                 linewidth=2.2 if hot else 1.2, label=column,
                 color=HIGHLIGHT if hot else None)  # fmt: skip
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.spines[["top", "right"]].set_visible(False)
     fig.autofmt_xdate()
+    longest = max((len(str(c)) for c in pivot.columns), default=10)
+    _margins(fig, ["1000"], fontsize=10, bottom=0.75, right=0.55 + longest * 7 * 0.6 / 72)
     return png(fig)
 
 
@@ -98,6 +116,8 @@ def matrix(pivot: pd.DataFrame, xlabel: str, ylabel: str, highlight: Sequence[st
             ax.add_patch(_outline(j, len(pivot.index)))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    longest = max((len(str(c)) for c in pivot.columns), default=4)
+    _margins(fig, [*pivot.index, "xx"], fontsize=8, bottom=0.5 + longest * 8 * 0.45 / 72)
     return png(fig)
 
 
@@ -115,9 +135,10 @@ def funnel(stages: Sequence[str], per_trigger: pd.DataFrame) -> bytes:
     x = np.arange(len(stages))
     for i, (trigger, row) in enumerate(per_trigger.iterrows()):
         ax.bar(x + i * width - 0.4 + width / 2, row.to_numpy(dtype=float), width, label=trigger)
-    ax.set_xticks(x, stages, fontsize=8)
+    ax.set_xticks(x, [textwrap.fill(s, 12) for s in stages], fontsize=8)
     ax.legend(fontsize=7)
     ax.spines[["top", "right"]].set_visible(False)
+    _margins(fig, ["1000"], fontsize=10, bottom=0.55)
     return png(fig)
 
 
@@ -131,6 +152,7 @@ def monthly(months: Sequence[str], series: dict[str, Sequence[float]]) -> bytes:
     ax.set_xticks(x, months, rotation=40, ha="right", fontsize=8)
     ax.legend(fontsize=7)
     ax.spines[["top", "right"]].set_visible(False)
+    _margins(fig, ["10000"], fontsize=10, bottom=0.75)
     return png(fig)
 
 
@@ -157,4 +179,6 @@ def score(p: np.ndarray, outcomes: pd.DataFrame | None, labels: dict[str, str]) 
         axes[2].bar(lift.index.astype(int), lift.to_numpy(), color="#2c7fb8")
         axes[2].axhline(1, color="grey", linestyle="--", linewidth=1)
         axes[2].set(xlabel=labels["decile"], ylabel=labels["lift"], title=labels["lift_title"])
+    _margins(fig, ["1000"], fontsize=10, bottom=0.6, top=0.4)
+    fig.subplots_adjust(wspace=0.35)
     return png(fig)

@@ -1,5 +1,5 @@
 """The report's content, independent of the file format: sections of a reading, a chart
-and tables whose columns have a kind (int, pct, money, num, text); HTML and PDF format
+and tables whose columns have a kind (int, pct, money, num, metric, text); HTML and PDF format
 the numbers per locale (`fmt`), XLSX writes them as numbers with a number format."""
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def fmt(value: object, kind: str, lang: str, currency: str = "") -> str:
             return format_currency(float(value), currency, "#,##0.#\u00a0¤" if lang == "ru" else
                                    "¤#,##0.#", locale=locale, currency_digits=False)  # fmt: skip
         return format_decimal(round(float(value)), locale=locale)
+    if kind == "metric":
+        return format_decimal(float(value), "0.000", locale=locale)
     if kind == "num":
         return format_decimal(float(value), "#,##0.##", locale=locale)
     return str(value)

@@ -417,7 +417,7 @@ def _score(t, scores, outcomes, model, f) -> Section:
     if metrics:
         section.tables.append(Table(
             t["held_out"], [t["scorer"], "ROC-AUC", "Brier", "ECE", t["top_decile"]],
-            ["text", "num", "num", "num", "num"],
+            ["text", "metric", "metric", "metric", "num"],
             [[name, m.get("roc_auc"), m.get("brier"), m.get("ece"), m.get("lift_top_decile")]
              for name, m in metrics.items()],
         ))  # fmt: skip

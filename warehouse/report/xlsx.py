@@ -14,7 +14,7 @@ from openpyxl.utils import get_column_letter
 from warehouse.exports import neutralise
 from warehouse.report.model import Report
 
-FORMATS = {"int": "#,##0", "pct": "0.0%", "money": "#,##0.00", "num": "#,##0.##"}
+FORMATS = {"int": "#,##0", "pct": "0.0%", "money": "#,##0.00", "num": "#,##0.##", "metric": "0.000"}
 HEADER_FILL = PatternFill("solid", fgColor="F0F3F6")
 CHART_ROWS = 22  # rows an image of ~420 px covers at the default row height
 

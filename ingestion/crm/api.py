@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -31,7 +31,7 @@ from tenacity import (
 
 from ingestion.config import CrmApiConfig
 from ingestion.crm.cursors import CursorStore
-from ingestion.crm.mapping import ENTITIES, FieldMap, load_field_map, prepare
+from ingestion.crm.mapping import ENTITIES, EntityMap, FieldMap, load_field_map, prepare
 from warehouse.load import LoadResult, load_batch, prepare_raw
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -172,6 +172,34 @@ def _max_updated(records: list[dict[str, Any]], current: str | None) -> str | No
     return top.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def load_page(
+    client: Client,
+    entity_map: EntityMap,
+    records: list[dict[str, Any]],
+    *,
+    regions: Mapping[str, str] | None = None,
+    source: str = "crm",
+) -> LoadResult:
+    """Map, validate and load one page of CRM API records as one batch (idempotent: the
+    batch id is derived from the page's records)."""
+    refs = pd.Series([f"{entity_map.entity}/{r.get('id')}" for r in records], dtype=object)
+    prepared = prepare(
+        entity_map,
+        pd.DataFrame.from_records(records),
+        source_kind="crm_api",
+        row_ref=refs,
+        regions=regions,
+    )
+    return load_batch(
+        client,
+        entity_map.table,
+        prepared.frame,
+        batch_id=page_batch_id(entity_map.entity, records),
+        source=f"{source}:{entity_map.entity}",
+        quarantine=prepared.quarantine,
+    )
+
+
 def sync_entity(
     client: Client,
     api: CrmApiClient,
@@ -189,19 +217,7 @@ def sync_entity(
     regions = business_regions(client) if entity == "customers" else None
     results = []
     for records in api.pages(entity, updated_since=since, limit=limit or field_map.page_limit):
-        frame = pd.DataFrame.from_records(records)
-        refs = pd.Series([f"{entity}/{r.get('id')}" for r in records], dtype=object)
-        prepared = prepare(entity_map, frame, source_kind="crm_api", row_ref=refs, regions=regions)
-        results.append(
-            load_batch(
-                client,
-                entity_map.table,
-                prepared.frame,
-                batch_id=page_batch_id(entity, records),
-                source=f"{source}:{entity_map.entity}",
-                quarantine=prepared.quarantine,
-            )
-        )
+        results.append(load_page(client, entity_map, records, regions=regions, source=source))
         high = _max_updated(records, high)
     # Only now: every page up to `high` is in the warehouse.
     if high is not None and high != since:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import codecs
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -450,15 +450,10 @@ def _parse_timestamps(col: pd.Series, present: np.ndarray, spec: FieldSpec) -> p
         parsed = pd.to_datetime(text[offset], utc=True, format="ISO8601", errors="coerce")
         out[offset] = parsed.dt.as_unit("ms")
         todo &= ~offset
-    for fmt in [*([spec.format] if spec.format else []), *spec.formats, "ISO8601"]:
-        if not todo.any():
-            break
-        parsed = pd.to_datetime(text[todo], format=fmt, errors="coerce")
-        ok = parsed.notna().to_numpy()
-        if ok.any():
-            idx = np.flatnonzero(todo)[ok]
-            out.iloc[idx] = _localize(parsed[ok], spec.timezone).dt.as_unit("ms").to_numpy()
-            todo[idx] = False
+    _fill_by_formats(
+        out, text, todo, [*_declared_formats(spec), "ISO8601"],
+        lambda parsed: _localize(parsed, spec.timezone).dt.as_unit("ms").to_numpy(),
+    )  # fmt: skip
     return out
 
 
@@ -466,16 +461,34 @@ def _parse_dates(col: pd.Series, present: np.ndarray, spec: FieldSpec) -> pd.Ser
     text = _as_str(col).str.strip()
     out = pd.Series(pd.NaT, index=col.index, dtype="datetime64[ns]")
     todo = present.copy()
-    for fmt in [*([spec.format] if spec.format else []), *spec.formats, "%Y-%m-%d"]:
+    _fill_by_formats(
+        out, text, todo, [*_declared_formats(spec), "%Y-%m-%d"], lambda parsed: parsed.to_numpy()
+    )
+    return out
+
+
+def _declared_formats(spec: FieldSpec) -> list[str]:
+    return [*([spec.format] if spec.format else []), *spec.formats]
+
+
+def _fill_by_formats(
+    out: pd.Series,
+    text: pd.Series,
+    todo: np.ndarray,
+    formats: list[str],
+    convert: Callable[[pd.Series], np.ndarray],
+) -> None:
+    """Fill `out` where `todo` is set from the first format that parses each value (in
+    order); `todo` is cleared for every value filled."""
+    for fmt in formats:
         if not todo.any():
             break
         parsed = pd.to_datetime(text[todo], format=fmt, errors="coerce")
         ok = parsed.notna().to_numpy()
         if ok.any():
             idx = np.flatnonzero(todo)[ok]
-            out.iloc[idx] = parsed[ok].to_numpy()
+            out.iloc[idx] = convert(parsed[ok])
             todo[idx] = False
-    return out
 
 
 def _normalise_decimal(text: pd.Series, spec: FieldSpec) -> pd.Series:

@@ -43,15 +43,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 import warehouse
-from ingestion.crm.api import page_batch_id
-from ingestion.crm.mapping import load_field_map, prepare
+from ingestion.crm.api import load_page
+from ingestion.crm.mapping import load_field_map
 from ingestion.messages import load_message_sends
 from ingestion.messenger.loader import load_segment
 from ingestion.messenger.spool import CLOSED_SUFFIX, encode_record
@@ -60,7 +59,7 @@ from ingestion.partners.offers import load_offers
 from ingestion.partners.registry import PartnerConfig
 from warehouse.config import DbtConfig
 from warehouse.dbt_runner import run_dbt
-from warehouse.load import LoadResult, load_batch, prepare_raw
+from warehouse.load import LoadResult, prepare_raw
 
 pytestmark = pytest.mark.slow
 
@@ -328,29 +327,11 @@ class World:
 
 
 def load_crm(client: Any, entity: str, records: list[dict[str, Any]]) -> list[LoadResult]:
-    """One CRM API page through the connector's mapping and loader (as `sync_entity`)."""
+    """One CRM API page through the connector's own page load (as `sync_entity`)."""
     if not records:
         return []
-    entity_map = load_field_map().entity(entity)
-    refs = pd.Series([f"{entity}/{r['id']}" for r in records], dtype=object)
     regions = {r.get("business_id", r["id"]): "RU" for r in records}
-    prepared = prepare(
-        entity_map,
-        pd.DataFrame.from_records(records),
-        source_kind="crm_api",
-        row_ref=refs,
-        regions=regions,
-    )
-    return [
-        load_batch(
-            client,
-            entity_map.table,
-            prepared.frame,
-            batch_id=page_batch_id(entity, records),
-            source=f"crm:{entity}",
-            quarantine=prepared.quarantine,
-        )
-    ]
+    return [load_page(client, load_field_map().entity(entity), records, regions=regions)]
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:

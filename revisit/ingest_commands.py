@@ -61,6 +61,8 @@ def _exports_root(settings: Settings, source: Path | None) -> tuple[Path, list[s
     if source is None:
         return settings.source_dir / "crm" / "exports", None
     source = source.expanduser().resolve()
+    if not source.is_dir():
+        return source, None  # reported by the caller as "no CRM exports at …"
     # A folder holding data files itself is one business's folder.
     if any(p.is_file() and not p.name.startswith(".") for p in source.iterdir()):
         return source.parent, [source.name]
@@ -97,7 +99,11 @@ def _load_files(
 
     root, only = _exports_root(settings, source)
     if not root.is_dir():
-        err_console.print(f"no CRM exports at {root}", soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] no CRM exports at {root}: --source takes a folder of "
+            "business folders or one business's folder",
+            soft_wrap=True,
+        )
         return None
     maps = crm_field_maps(settings, field_map)
     return ingest_crm_exports(client, root, field_maps=maps, businesses=only)

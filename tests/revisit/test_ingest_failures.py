@@ -137,3 +137,11 @@ def test_unreachable_crm_api_names_url_and_setting_and_files_still_load(run: Run
     assert "ConnectError" in message and "unset REVISIT_CRM_API_URL" in message
     assert run.count("crm_customers", "status") == 5
     assert run.count("crm_businesses", "status") == 1
+
+
+def test_a_missing_source_folder_is_named_without_a_traceback(run: Run) -> None:
+    missing = run_cli(["ingest", "files", "--source", "/nonexistent/exports"], run.settings)
+    assert missing.returncode == 1
+    message = " ".join(missing.stderr.split())
+    assert "no CRM exports at /nonexistent/exports: --source takes a folder" in message
+    assert "Traceback" not in missing.stderr

@@ -23,6 +23,9 @@ class RecencyBaseline:
     """Recency alone: a logistic regression on log(1 + days since the last visit)."""
 
     model: LogisticRegression = field(default_factory=LogisticRegression)
+    # Days of the training labels when shorter than the horizon asked for (see
+    # `transfer_horizon`); None: the labels are of the horizon itself.
+    label_window_days: int | None = None
 
     @staticmethod
     def _x(frame: pd.DataFrame) -> np.ndarray:
@@ -33,7 +36,8 @@ class RecencyBaseline:
         return self
 
     def predict(self, frame: pd.DataFrame, horizon_days: int | None = None) -> np.ndarray:
-        return self.model.predict_proba(self._x(frame))[:, 1]
+        p = self.model.predict_proba(self._x(frame))[:, 1]
+        return _to_horizon(frame, p, self.label_window_days, horizon_days)
 
 
 @dataclass
@@ -47,6 +51,7 @@ class RFMCellBaseline:
     prior_weight: float = 20.0
     rates: dict[str, float] = field(default_factory=dict)
     overall: float = 0.0
+    label_window_days: int | None = None  # as RecencyBaseline.label_window_days
 
     def fit(self, train: pd.DataFrame) -> RFMCellBaseline:
         y = train[LABEL].astype(float)
@@ -59,7 +64,8 @@ class RFMCellBaseline:
         return self
 
     def predict(self, frame: pd.DataFrame, horizon_days: int | None = None) -> np.ndarray:
-        return frame["rfm_cell"].map(self.rates).fillna(self.overall).to_numpy(float)
+        p = frame["rfm_cell"].map(self.rates).fillna(self.overall).to_numpy(float)
+        return _to_horizon(frame, p, self.label_window_days, horizon_days)
 
 
 @dataclass
@@ -83,8 +89,12 @@ class BGNBDBaseline:
 
     def predict(self, frame: pd.DataFrame, horizon_days: int | None = 30) -> np.ndarray:
         horizon = 30 if horizon_days is None else horizon_days
+        return self.predict_horizons(frame, [horizon])[horizon]
+
+    def predict_horizons(self, frame: pd.DataFrame, horizons: list[int]) -> dict[int, np.ndarray]:
+        """P(≥1 visit within h days) for each h in `horizons`, from one set of fits."""
         summary = tuple(frame[c].to_numpy(float) for c in BGNBD_COLUMNS)
-        out = np.zeros(len(frame))
+        out = {h: np.zeros(len(frame)) for h in horizons}
         starts = {
             cutoff: bgnbd.fit_bgnbd(*(column[idx] for column in summary))
             for cutoff, idx in frame.groupby("cutoff", sort=False).indices.items()
@@ -93,27 +103,60 @@ class BGNBDBaseline:
         for (cutoff, business), idx in frame.groupby(["cutoff", "business_id"]).indices.items():
             if len(idx) >= self.min_customers:
                 key = f"{cutoff:%Y-%m-%d}/{business}"
-                out[idx] = self._fit_predict(summary, idx, horizon, key, starts[cutoff])
+                self._fit_predict(summary, idx, horizons, key, starts[cutoff], out)
             else:
                 pooled.setdefault(cutoff, []).append(idx)
         for cutoff, parts in pooled.items():
             idx = np.concatenate(parts)
             key = f"{cutoff:%Y-%m-%d}/pooled"
-            out[idx] = self._fit_predict(summary, idx, horizon, key, starts[cutoff])
+            self._fit_predict(summary, idx, horizons, key, starts[cutoff], out)
         return out
 
     def _fit_predict(
         self,
         summary: tuple[np.ndarray, ...],
         idx: np.ndarray,
-        horizon: int,
+        horizons: list[int],
         key: str,
         start: bgnbd.BGNBDParams,
-    ) -> np.ndarray:
+        out: dict[int, np.ndarray],
+    ) -> None:
         x, t_x, T = (column[idx] for column in summary)
         params = bgnbd.fit_bgnbd(x, t_x, T, start=start)
         self.params[key] = params
-        return bgnbd.prob_purchase_within(params, x, t_x, T, horizon)
+        for h in horizons:
+            out[h][idx] = bgnbd.prob_purchase_within(params, x, t_x, T, h)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def transfer_horizon(
+    frame: pd.DataFrame, p: np.ndarray, label_window_days: int, horizon_days: int
+) -> np.ndarray:
+    """Probabilities for `label_window_days` carried over to `horizon_days`.
+
+    Used when the history is too short for labels of the requested horizon: a model (or
+    baseline) learnt on a shorter label window keeps its per-customer correction to BG/NBD
+    on the log-odds scale, and BG/NBD — fitted on the same history before the cutoff,
+    without labels — supplies how the odds grow from the window to the horizon:
+        logit p_H = logit p_L + logit bg_H − logit bg_L.
+    """
+    if label_window_days == horizon_days or not len(p):
+        return np.asarray(p, float)
+    bg = BGNBDBaseline().predict_horizons(frame, [label_window_days, horizon_days])
+    shifted = _logit(p) + _logit(bg[horizon_days]) - _logit(bg[label_window_days])
+    return 1.0 / (1.0 + np.exp(-shifted))
+
+
+def _to_horizon(
+    frame: pd.DataFrame, p: np.ndarray, window: int | None, horizon: int | None
+) -> np.ndarray:
+    if window is None or horizon is None or window == horizon:
+        return p
+    return transfer_horizon(frame, p, window, horizon)
 
 
 class Baseline(Protocol):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,7 @@ from sklearn.preprocessing import OrdinalEncoder
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 from threadpoolctl import threadpool_limits
 
-from ml.baselines import all_baselines
+from ml.baselines import all_baselines, transfer_horizon
 from ml.features import (
     CATEGORICAL_FEATURES,
     FEATURES,
@@ -183,6 +183,13 @@ class TrainConfig:
     calibration: str = "sigmoid"  # monotone, so calibration never changes the ranking
     reason_features: int = 8
     min_examples_per_cutoff: int = 20
+    # Short histories (see `choose_label_window`): when the horizon's own labels do not
+    # fit before the evaluation cutoff, the label windows tried instead, longest first,
+    # and the share of the evaluation cutoff's customers a training cutoff must already
+    # have for a window to count as fitting (a cutoff holding only the first days'
+    # customers teaches little about customers months old).
+    shorter_label_windows: tuple[int, ...] = (365, 273, 180, 120, 90, 60, 45, 30, 21, 14, 7)
+    min_train_share: float = 0.25
     random_state: int = 0
     # OpenMP threads for fitting; None = all cores. On a machine busy with other work,
     # 1 can be many times faster than 2 (OpenMP threads spin while waiting for a core).
@@ -213,6 +220,48 @@ def plan_cutoffs(evaluation: dt.date | str | pd.Timestamp, config: TrainConfig) 
     tuning = e - h
     train = [tuning - step * k for k in range(config.n_train_cutoffs, 0, -1)]
     return CutoffPlan(train=train, tuning=tuning, evaluation=e)
+
+
+def first_visits(client: Client) -> np.ndarray:
+    """First visit time (ns since the epoch, UTC) of every (business, customer)."""
+    table = client.query_arrow(
+        "SELECT toInt64(toUnixTimestamp64Milli(min(visited_at))) AS first "
+        "FROM marts.fct_visits FINAL GROUP BY business_id, customer_id"
+    )
+    return np.sort(table.column("first").to_numpy().astype(np.int64) * 1_000_000)
+
+
+def _population(first: np.ndarray, cutoff: pd.Timestamp) -> int:
+    return int(np.searchsorted(first, cutoff.value, side="left"))
+
+
+def choose_label_window(
+    first: np.ndarray, evaluation: dt.date | str | pd.Timestamp, config: TrainConfig
+) -> tuple[int, dict[str, Any]]:
+    """The label window to train on for `config.horizon_days` at `evaluation`.
+
+    The horizon itself when it fits: some training cutoff (labels ending by the tuning
+    cutoff) holds at least `min_examples_per_cutoff` customers and `min_train_share` of
+    the evaluation cutoff's. Otherwise the longest of `shorter_label_windows` that fits;
+    its predictions are carried to the horizon by `ml.baselines.transfer_horizon`.
+    `first` is `first_visits`. Raises TrainingError when no window fits.
+    """
+    e = as_cutoff(evaluation)
+    needed = max(config.min_examples_per_cutoff, config.min_train_share * _population(first, e))
+    tried = []
+    candidates = [config.horizon_days] + [
+        w for w in config.shorter_label_windows if w < config.horizon_days
+    ]
+    for window in candidates:
+        plan = plan_cutoffs(e, replace(config, horizon_days=window))
+        largest = max(_population(first, c) for c in plan.train)
+        tried.append({"label_window_days": window, "largest_training_cutoff": largest})
+        if largest >= needed and _population(first, plan.tuning) >= config.min_examples_per_cutoff:
+            return window, {"windows_tried": tried, "customers_needed": int(np.ceil(needed))}
+    raise TrainingError(
+        f"No training cutoff before {e:%Y-%m-%d} has at least {int(np.ceil(needed))} customers "
+        f"with a visit, even for a {candidates[-1]}-day label window: the history is too short."
+    )
 
 
 def _encoder(numeric: list[str]) -> ColumnTransformer:
@@ -260,12 +309,19 @@ class RevisitModel:
     reference: dict[str, Any]
     reason_features: list[str]
     pd_curves: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Days of the training labels when the history was too short for labels of the
+    # horizon (None: the horizon's own); predictions are then carried to the horizon.
+    label_window_days: int | None = None
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """P(revisit within the horizon) for feature rows (`ml.features.build_features`)."""
         if frame.empty:
             return np.zeros(0)
-        return self.estimator.predict_proba(frame[self.features])[:, 1]
+        p = self.estimator.predict_proba(frame[self.features])[:, 1]
+        window = getattr(self, "label_window_days", None)  # models pickled before it
+        if window is None or window == self.horizon_days:
+            return p
+        return transfer_horizon(frame, p, window, self.horizon_days)
 
     def occlusion_effects(self, frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
         """Per row and feature: p − p(with that feature set to its reference value).
@@ -467,6 +523,8 @@ class TrainingRun:
     evaluation: pd.DataFrame  # held-out ids, label and every score column
     evaluation_features: pd.DataFrame  # held-out feature rows (re-scored by other models)
     seconds: dict[str, float] = field(default_factory=dict)
+    # How the horizon was met (see `choose_label_window`): label window, windows tried.
+    horizon_strategy: dict[str, Any] = field(default_factory=dict)
     # Each baseline fitted on the training rows: the registry's fallback when the model
     # itself is refused (see `ml.registry.QualityGate`).
     baselines: dict[str, Any] = field(default_factory=dict)
@@ -475,6 +533,7 @@ class TrainingRun:
         """JSON-ready summary: cutoffs, sizes, metrics of the model and each baseline."""
         return {
             "horizon_days": self.config.horizon_days,
+            **self.horizon_strategy,
             "cutoffs": self.plan.as_dict(),
             "rows": self.rows,
             "model": self.metrics["model"],
@@ -497,9 +556,36 @@ def train_and_evaluate(
     are dropped; at least one must remain.
     """
     config = config or TrainConfig()
-    plan = plan_cutoffs(evaluation_cutoff, config)
+    horizon = config.horizon_days
     t0 = time.perf_counter()
-    frame = build_features(client, [*plan.train, plan.tuning, plan.evaluation], config.horizon_days)
+    window, tried = choose_label_window(first_visits(client), evaluation_cutoff, config)
+    window_config = replace(config, horizon_days=window)
+    plan = plan_cutoffs(evaluation_cutoff, window_config)
+    if window == horizon:
+        frame = build_features(client, [*plan.train, plan.tuning, plan.evaluation], horizon)
+        strategy = {"strategy": "labels of the horizon itself"}
+    else:
+        # Training and tuning labels of the shorter window; held-out labels of the horizon.
+        frame = pd.concat(
+            [
+                build_features(client, [*plan.train, plan.tuning], window),
+                build_features(client, [plan.evaluation], horizon),
+            ],
+            ignore_index=True,
+        )
+        strategy = {
+            "strategy": (
+                f"history too short for {horizon}-day labels before the cutoff: trained on "
+                f"{window}-day labels, carried to {horizon} days by the BG/NBD odds ratio "
+                "(logit p_H = logit p_L + logit bg_H - logit bg_L)"
+            )
+        }
+    strategy = {
+        "requested_horizon_days": horizon,
+        "label_window_days": window,
+        **strategy,
+        **tried,
+    }
     t_features = time.perf_counter() - t0
     counts = frame.groupby("cutoff").size()
     kept = [c for c in plan.train if counts.get(c, 0) >= config.min_examples_per_cutoff]
@@ -507,7 +593,7 @@ def train_and_evaluate(
         raise TrainingError(
             f"No training cutoff before {plan.tuning:%Y-%m-%d} has at least "
             f"{config.min_examples_per_cutoff} customers with a visit: the history is too short "
-            f"for horizon {config.horizon_days} days."
+            f"for horizon {horizon} days."
         )
     plan = CutoffPlan(train=kept, tuning=plan.tuning, evaluation=plan.evaluation)
     train = frame[frame["cutoff"].isin(kept)].reset_index(drop=True)
@@ -518,7 +604,9 @@ def train_and_evaluate(
 
     with threadpool_limits(limits=config.threads):
         t1 = time.perf_counter()
-        model, tuning_info = fit_model(train, tuning, config)
+        model, tuning_info = fit_model(train, tuning, window_config)
+        model.horizon_days = horizon
+        model.label_window_days = None if window == horizon else window
         t_fit = time.perf_counter() - t1
         t2 = time.perf_counter()
         evaluation = held_out[[*ID_COLUMNS, LABEL]].copy()
@@ -527,7 +615,9 @@ def train_and_evaluate(
     metrics = {"model": score_metrics(y, evaluation["model"])}
     baselines = {name: baseline.fit(train) for name, baseline in all_baselines().items()}
     for name, baseline in baselines.items():
-        evaluation[name] = baseline.predict(held_out, config.horizon_days)
+        if window != horizon and hasattr(baseline, "label_window_days"):
+            baseline.label_window_days = window  # learnt on window labels, as the model
+        evaluation[name] = baseline.predict(held_out, horizon)
         metrics[name] = score_metrics(y, evaluation[name])
     t_eval = time.perf_counter() - t2
     return TrainingRun(
@@ -541,6 +631,7 @@ def train_and_evaluate(
         evaluation=evaluation,
         evaluation_features=held_out,
         baselines=baselines,
+        horizon_strategy=strategy,
         seconds={
             "features": round(t_features, 2),
             "fit": round(t_fit, 2),

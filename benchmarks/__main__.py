@@ -60,6 +60,9 @@ BENCHES = [
     Bench("delivery", "≥ 1,000 msg/s with rate limits off; within 5% of 80 msg/s with the limit",
           ("--messages", "20000", "--rate-messages", "480", "--runs", "5"),
           ("--messages", "1500", "--rate-messages", "320", "--runs", "2")),
+    Bench("peers", "customer_rfm, 20M visits: ≥ 20× PostgreSQL, ≥ 4× pandas, ≤ ½ its memory",
+          ("--visits", "20000000", "--customers", "1000000", "--runs", "3"),
+          ("--visits", "2000000", "--customers", "100000", "--runs", "1")),
     Bench("report", "the marketer's report (HTML, XLSX, PDF) for the 20k demo ≤ 10 s",
           ("--customers", "20000", "--runs", "3"), ("--customers", "2000", "--runs", "1")),
 ]  # fmt: skip

@@ -4,24 +4,30 @@ One feature implementation serves training, evaluation, scoring and `revisit ml 
 (which loads a bare transaction log into the same tables).
 
 The SQL reads marts only (the dbt exposure `revisit_model` lists them: `marts.fct_visits`,
-`marts.fct_appointments`, `marts.fct_message_sends`, `marts.cashback_ledger`,
-`marts.dim_customers`; their shapes are the models' dbt contracts).
+`marts.fct_appointments`, `marts.fct_appointment_history`, `marts.fct_message_sends`,
+`marts.cashback_ledger`, `marts.dim_customers`, `marts.customer_consent_history`; their
+shapes are the models' dbt contracts).
 
 Population at cutoff C: every (business_id, customer_id) with at least one completed visit
 with `visited_at < C`. Point-in-time rules — nothing at or after C is visible:
 - visits: `marts.fct_visits` rows with `visited_at < C` (a visit is placed by its scheduled
   time; an appointment scheduled at/after C is not a visit at C, whatever its status now);
-- appointments (`marts.fct_appointments`): only those created before C; their status is
-  the latest version updated before C when the table still holds one, else "scheduled"
-  (it was created before C and every later change is invisible). An upcoming booking is
-  `created_at < C <= scheduled_at` and not cancelled before C. Limitation: where only the
-  latest version of an appointment is kept (dbt FINAL), an appointment whose pre-C state
-  was cancelled/no-show and that is changed again after C falls back to "scheduled" as
-  of C;
+- appointments (`marts.fct_appointments`, the current state, and
+  `marts.fct_appointment_history`, every version recorded since the history began): only
+  those created before C; their status and scheduled time are those of the latest
+  version updated before C, so a reschedule, cancellation or deletion after C is
+  invisible. With no version before C the status is "scheduled" and the time the
+  earliest known one. An upcoming booking is `created_at < C <= scheduled_at` and not
+  cancelled before C. Limitation: a version the CRM made and replaced between two loads
+  was never recorded (nor an appointment booked before the history began and changed
+  after C before its first load): then the earliest known version stands for it;
 - messages (`marts.fct_message_sends`): sent before C; read, reply and opt-out count only
   when they happened before C;
 - cashback ledger: events before C (per person: `customer_id` is the phone hash);
-- dim_customers: birthday and business kind (slow-changing attributes);
+- dim_customers: birthday and business kind (slow-changing attributes); marketing consent
+  from `marts.customer_consent_history`: the value of the latest version before C,
+  unknown (NaN) when every recorded version is newer; today's value only where there is
+  no consent history at all (a warehouse not loaded from the CRM);
 - BG/NBD: P(alive) and expected visits in 30 days, from BG/NBD fits on each cutoff's own
   population (once on completed visits, once on appointment days of any outcome), so they
   too depend on the history before C only (`add_bgnbd_features`).
@@ -161,6 +167,18 @@ visits AS (
         dateDiff('second', last_visit_at, {cutoff:DateTime64(3, 'UTC')}) / 86400. AS recency
     FROM visit_agg
 ),
+appointment_versions AS (
+    -- The current state and every recorded earlier version (see the module docstring).
+    SELECT appointment_key, business_id, customer_id, status, scheduled_at, created_at,
+        updated_at, false AS is_deleted
+    FROM marts.fct_appointments
+    WHERE created_at < {cutoff:DateTime64(3, 'UTC')}
+    UNION ALL
+    SELECT appointment_key, business_id, customer_id, status, scheduled_at, created_at,
+        valid_from AS updated_at, is_deleted
+    FROM marts.fct_appointment_history
+    WHERE created_at < {cutoff:DateTime64(3, 'UTC')}
+),
 appointment_asof AS (
     -- The state of each appointment as of the cutoff (see the module docstring).
     SELECT
@@ -173,10 +191,13 @@ appointment_asof AS (
             'scheduled') AS status_asof,
         if(known_before,
             argMaxIf(scheduled_at, updated_at, updated_at < {cutoff:DateTime64(3, 'UTC')}),
-            argMin(scheduled_at, updated_at)) AS scheduled_asof
-    FROM marts.fct_appointments
-    WHERE created_at < {cutoff:DateTime64(3, 'UTC')}
+            argMin(scheduled_at, updated_at)) AS scheduled_asof,
+        known_before
+            AND argMaxIf(is_deleted, updated_at, updated_at < {cutoff:DateTime64(3, 'UTC')})
+            AS deleted_asof
+    FROM appointment_versions
     GROUP BY appointment_key
+    HAVING NOT deleted_asof
 ),
 appointments AS (
     SELECT
@@ -240,15 +261,32 @@ ledger AS (
     WHERE occurred_at < {cutoff:DateTime64(3, 'UTC')}
     GROUP BY customer_id
 ),
-customers AS (
+consent_asof AS (
+    -- Consent as the CRM had it before the cutoff; NULL (unknown) when every recorded
+    -- version is newer (see the module docstring).
     SELECT
         business_id,
         customer_id,
-        any(birthday) AS birthday,
-        any(business_kind) AS kind,
-        any(consent_marketing) AS consent
-    FROM marts.dim_customers
+        argMaxIf(consent_marketing, valid_from,
+            valid_from < {cutoff:DateTime64(3, 'UTC')} AND NOT is_deleted) AS consent_value,
+        countIf(valid_from < {cutoff:DateTime64(3, 'UTC')} AND NOT is_deleted) > 0 AS known
+    FROM marts.customer_consent_history
     GROUP BY business_id, customer_id
+),
+customers AS (
+    SELECT
+        d.business_id AS business_id,
+        d.customer_id AS customer_id,
+        any(d.birthday) AS birthday,
+        any(d.business_kind) AS kind,
+        -- Without any consent history (a warehouse not built from CRM loads, e.g. a bare
+        -- transaction log) today's value is all there is.
+        if(any(h.customer_id) = '', toNullable(any(d.consent_marketing)),
+            if(any(h.known), toNullable(any(h.consent_value)), NULL)) AS consent
+    FROM marts.dim_customers AS d
+    LEFT JOIN consent_asof AS h
+        ON h.business_id = d.business_id AND h.customer_id = d.customer_id
+    GROUP BY d.business_id, d.customer_id
 ),
 labels AS (
     SELECT business_id, customer_id, 1 AS hit

@@ -248,6 +248,13 @@ def _after_cutoff_copy(frame: pd.DataFrame, prefix: str, rng: np.random.Generato
     return out
 
 
+def _history_of(appts: pd.DataFrame) -> pd.DataFrame:
+    """fct_appointments rows as the versions marts.fct_appointment_history records."""
+    cols = ["appointment_key", "business_id", "appointment_id", "customer_id", "status",
+            "scheduled_at", "created_at"]  # fmt: skip
+    return appts[cols].assign(valid_from=appts["updated_at"], valid_to=pd.NaT, is_deleted=False)
+
+
 def test_adding_data_after_the_cutoff_changes_no_feature(tmp_path: Path):
     world = generate_world(n_customers=1_500, start="2023-06-01", days=500, seed=11)
     rng = np.random.default_rng(0)
@@ -264,7 +271,21 @@ def test_adding_data_after_the_cutoff_changes_no_feature(tmp_path: Path):
             )
         )
         world.load(client)
+        # What dbt's incremental histories hold after the loads before the cutoff: each
+        # appointment's and customer's version of then (marts.fct_appointment_history,
+        # marts.customer_consent_history).
+        appts = world.tables["marts.fct_appointments"]
+        client.insert_df("marts.fct_appointment_history", _history_of(appts))
+        people = world.tables["marts.dim_customers"]
+        consent = people[["business_id", "customer_id", "consent_marketing"]].assign(
+            source_customer_id=people["customer_id"],
+            valid_from=C - pd.Timedelta(days=400),
+            valid_to=pd.NaT,
+            is_deleted=False,
+        )
+        client.insert_df("marts.customer_consent_history", consent)
         before = build_features(client, [C], 30)[cols]
+        assert before["consent_marketing"].notna().all()
         # 1. every kind of row again, all of it happening after the cutoff (new customers too)
         for table, frame in world.tables.items():
             if table == "marts.dim_customers":
@@ -283,10 +304,34 @@ def test_adding_data_after_the_cutoff_changes_no_feature(tmp_path: Path):
         open_at_c = (appts["updated_at"] >= C) | (appts["status"] != "cancelled")
         pending = appts[(appts["created_at"] < C) & (appts["scheduled_at"] >= C) & open_at_c]
         pending = pending.copy()
-        assert len(pending) > 10
+        assert len(pending) > 20
         pending["status"] = rng.choice(["completed", "cancelled", "no_show"], len(pending))
         pending["updated_at"] = pending["scheduled_at"] + pd.Timedelta(hours=2)
-        client.insert_df("marts.fct_appointments", pending)
+        # 4. half of them are first rescheduled after the cutoff (earlier or later, some
+        # to before the cutoff itself) and stay booked: the CRM's current state shows only
+        # the new time, the history also the old one.
+        moved = pending.iloc[::2].copy()
+        pending = pending.iloc[1::2]
+        moved["status"] = "scheduled"
+        moved["updated_at"] = moved["updated_at"].clip(lower=C) + pd.Timedelta(hours=1)
+        shift = rng.integers(-3, 10, len(moved)) * pd.Timedelta(days=1)
+        moved["scheduled_at"] = moved["scheduled_at"] + shift
+        for frame in (pending, moved):
+            client.insert_df("marts.fct_appointments", frame)
+            client.insert_df("marts.fct_appointment_history", _history_of(frame))
+        # 5. every customer's marketing consent flips after the cutoff
+        client.command(
+            "ALTER TABLE marts.dim_customers UPDATE consent_marketing = NOT consent_marketing "
+            "WHERE 1",
+            settings={"mutations_sync": 2},
+        )
+        client.insert_df(
+            "marts.customer_consent_history",
+            consent.assign(
+                consent_marketing=~consent["consent_marketing"],
+                valid_from=C + pd.Timedelta(days=2),
+            ),
+        )
         # 3. reads, replies and opt-outs of old messages happening after the cutoff
         client.command(
             "ALTER TABLE marts.fct_message_sends UPDATE "

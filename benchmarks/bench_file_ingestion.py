@@ -30,6 +30,7 @@ from ingestion.crm import load_crm_exports
 from ingestion.crm.files import read_csv
 from ingestion.crm.mapping import load_field_map, prepare
 from ingestion.quality import validate
+from revisit.settings import DEV_ID_KEY
 
 
 def write_appointments(path: Path, rows: int, offset: int, seed: int) -> None:
@@ -100,13 +101,13 @@ def main(argv: list[str] | None = None) -> dict:
             dsn = f"chdb://{work / f'wh{run}'}"
             with warehouse.connect(dsn) as client:
                 start = time.perf_counter()
-                results, errors = load_crm_exports(client, work / "exports")
+                results, errors = load_crm_exports(client, work / "exports", id_key=DEV_ID_KEY)
                 timings.append(time.perf_counter() - start)
                 loaded = sum(r.rows_loaded for r in results)
                 assert not errors and loaded == total, (errors, loaded, total)
                 # Reloading the same files is a no-op (each file a done batch).
                 start = time.perf_counter()
-                again, _ = load_crm_exports(client, work / "exports")
+                again, _ = load_crm_exports(client, work / "exports", id_key=DEV_ID_KEY)
                 reload_s = time.perf_counter() - start
                 assert all(r.skipped for r in again)
                 # The parts merge in the background after the load; let them finish
@@ -122,7 +123,11 @@ def main(argv: list[str] | None = None) -> dict:
         import pandas as pd
 
         prepared = prepare(
-            entity_map, frame, source_kind="bench", row_ref=pd.Series(np.arange(len(frame)))
+            entity_map,
+            frame,
+            source_kind="bench",
+            row_ref=pd.Series(np.arange(len(frame))),
+            id_key=DEV_ID_KEY,
         )
         engines = {}
         for engine in ("pandas", "gx"):

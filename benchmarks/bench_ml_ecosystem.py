@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 import warehouse
+from ingestion.identity import customer_id
 from ml.features import LABEL
 from ml.metrics import score_metrics
 from ml.train import TrainConfig, train_and_evaluate
@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
             run = train_and_evaluate(client, cutoff, TrainConfig(horizon_days=options.horizon_days))
         truth = pd.read_parquet(settings.source_dir / "truth" / "revisit_probability.parquet")
     truth = truth[truth.as_of == cutoff].copy()
-    truth["customer_id"] = [hashlib.sha256(p.encode()).hexdigest()[:16] for p in truth.phone]
+    # The installation's ids: the truth files carry phones, the warehouse keyed ids.
+    truth["customer_id"] = customer_id(truth.phone, settings.id_key)
     truth = truth.groupby(["business_id", "customer_id"], as_index=False).probability.max()
     joined = run.evaluation.merge(truth, on=["business_id", "customer_id"], how="inner")
     y = joined[LABEL].to_numpy(int)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import warehouse
 from ingestion.partners import load_partner_feeds, load_registry
+from revisit.settings import DEV_ID_KEY
 
 _TYPES = ("accrual", "redemption", "reversal", "target_action")
 _RU_TYPES = ("Начисление", "Списание", "Отмена", "Целевое действие")
@@ -72,7 +73,7 @@ def run_once(n: int) -> dict[str, float]:
             for partner_id in ("p1", "p2", "p3"):
                 sub = {partner_id: registry[partner_id]}
                 started = time.perf_counter()
-                results, errors = load_partner_feeds(client, partners, sub)
+                results, errors = load_partner_feeds(client, partners, sub, id_key=DEV_ID_KEY)
                 timings[partner_id] = time.perf_counter() - started
                 loaded = sum(r.rows_loaded for r in results)
                 if loaded != n:

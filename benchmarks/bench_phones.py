@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     for _ in range(args.runs):
         start = time.perf_counter()
         out = normalize_phones(phones, "RU")
-        customer_id(out["phone_e164"])
+        customer_id(out["phone_e164"], b"bench-customer-id-key")
         timings.append(time.perf_counter() - start)
     sample = phones.iloc[: min(2000, len(phones))].tolist()
     start = time.perf_counter()

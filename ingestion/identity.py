@@ -2,9 +2,17 @@
 
 Contract (DESIGN.md): a customer is an E.164 number per business, parsed with
 `phonenumbers` using the business's country as the default region; `customer_id`
-is the first 16 hex characters of SHA-256 of the E.164 string. The same id in SQL:
+is the first 16 hex characters of HMAC-SHA256 of the E.164 string under the
+installation's customer-id key. The key makes the id pseudonymous: without it a phone
+cannot be found by hashing candidate numbers (a plain hash of a 10-digit number space
+is reversed by enumeration in minutes). The same id in SQL (the key as a parameter):
 
-    substring(lower(hex(SHA256(phone_e164))), 1, 16)
+    substring(lower(hex(HMAC('SHA256', phone_e164, key))), 1, 16)
+
+One key per installation, not per business: the cross-business marts join a person's
+visits at several businesses on `customer_id`. The front doors hand the key down
+(`Settings.customer_id_key`); `revisit migrate customer-ids` rewrites stored ids after
+the key changes.
 
 Speed: a `phonenumbers.parse` costs ~20 µs, too slow for 100k+ rows/s. So:
 
@@ -27,6 +35,7 @@ A hypothesis property test (tests/identity) checks that the fast path agrees wit
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from functools import cache
 
@@ -246,19 +255,28 @@ def normalize_phones(raw: pd.Series, region: str | pd.Series) -> pd.DataFrame:
     )
 
 
-def customer_id(e164: pd.Series) -> pd.Series:
-    """Stable customer id: first 16 hex chars of SHA-256 of the E.164 string.
+def customer_id(e164: pd.Series, key: bytes) -> pd.Series:
+    """Pseudonymous customer id: first 16 hex chars of HMAC-SHA256(key, E.164 string).
 
-    Same index as `e164`; None where `e164` is missing. ClickHouse equivalent:
-    `substring(lower(hex(SHA256(phone_e164))), 1, 16)`.
+    Same index as `e164`; None where `e164` is missing. Hashed once per distinct number
+    (customers' phones repeat across rows). ClickHouse equivalent:
+    `substring(lower(hex(HMAC('SHA256', phone_e164, key))), 1, 16)`.
     """
+    if not key:
+        raise ValueError("customer_id needs the installation's customer-id key (empty key)")
     if len(e164) == 0:
         return pd.Series([], index=e164.index, dtype=object)
     codes, uniques = pd.factorize(e164, use_na_sentinel=True)
     hashed = np.array(
-        [hashlib.sha256(str(v).encode()).hexdigest()[:16] for v in uniques], dtype=object
+        [hmac.new(key, str(v).encode(), hashlib.sha256).hexdigest()[:16] for v in uniques],
+        dtype=object,
     )
     out = np.full(len(e164), None, dtype=object)
     ok = codes >= 0
     out[ok] = hashed[codes[ok]]
     return pd.Series(out, index=e164.index, dtype=object)
+
+
+def customer_ids(phones: list[str] | np.ndarray, key: bytes) -> list[str]:
+    """`customer_id` of each E.164 number (all present), for callers holding plain lists."""
+    return customer_id(pd.Series(list(phones), dtype=object), key).tolist()

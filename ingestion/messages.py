@@ -43,8 +43,9 @@ def _holdout(value: object) -> tuple[bool | None, str | None]:
     return None, f"holdout {value!r} is not true/false"
 
 
-def build_sends(content: bytes, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """sends.jsonl bytes → (rows of `MESSAGE_SEND_COLUMNS`, quarantine rows)."""
+def build_sends(content: bytes, name: str, *, id_key: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """sends.jsonl bytes → (rows of `MESSAGE_SEND_COLUMNS`, quarantine rows); `id_key`:
+    the installation's customer-id key."""
     records, rejects = read_json_lines(content, name)
     planned, planned_errors = parse_utc_timestamps(r.get("planned_at") for _, r in records)
     holdouts = [_holdout(r.get("holdout")) for _, r in records]
@@ -55,7 +56,9 @@ def build_sends(content: bytes, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             "message_id": [_str(r.get("message_id")) for _, r in records],
             "business_id": [_str(r.get("business_id")) for _, r in records],
             "phone_e164": phones["phone_e164"].to_numpy(dtype=object),
-            "customer_id": identity.customer_id(phones["phone_e164"]).to_numpy(dtype=object),
+            "customer_id": identity.customer_id(phones["phone_e164"], id_key).to_numpy(
+                dtype=object
+            ),
             "trigger": [(_str(r.get("trigger")) or "").lower() or None for _, r in records],
             "campaign_id": [_str(r.get("campaign_id")) for _, r in records],
             "channel": [(_str(r.get("channel")) or "").lower() or None for _, r in records],
@@ -92,10 +95,14 @@ def build_sends(content: bytes, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return good, quarantine[list(QUARANTINE_COLUMNS)]
 
 
-def load_message_sends(client: Client, sends_file: Path) -> LoadResult:
-    """Load `messages/sends.jsonl` as one idempotent batch into `raw.message_sends`.
+def load_message_sends(client: Client, sends_file: Path, *, id_key: bytes) -> LoadResult:
+    """Load `messages/sends.jsonl` as one idempotent batch into `raw.message_sends`
+    (`id_key`: the installation's customer-id key).
 
     Raises FeedFormatError (naming the file) when it is not JSON lines at all, and
     OSError when it cannot be read.
     """
-    return load_whole_file(client, SENDS_TABLE, sends_file, prefix="messages", build=build_sends)
+    return load_whole_file(
+        client, SENDS_TABLE, sends_file, prefix="messages",
+        build=lambda content, name: build_sends(content, name, id_key=id_key),
+    )  # fmt: skip

@@ -106,7 +106,9 @@ def _load_files(
         )
         return None
     maps = crm_field_maps(settings, field_map)
-    return ingest_crm_exports(client, root, field_maps=maps, businesses=only)
+    return ingest_crm_exports(
+        client, root, field_maps=maps, businesses=only, id_key=settings.id_key
+    )
 
 
 @app.command("files")
@@ -152,7 +154,7 @@ def ingest_crm(
                 console.print("CRM API: not configured (REVISIT_CRM_API_URL unset), skipped")
             else:
                 try:
-                    results = sync_crm_api(client, config)
+                    results = sync_crm_api(client, config, id_key=settings.id_key)
                     loaded = sum(r.rows_loaded for r in results)
                     quarantined = sum(r.rows_quarantined for r in results)
                     console.print(

@@ -25,12 +25,19 @@ Main variables:
 - `REVISIT_CRM_API_URL` — the CRM REST API; unset: no API (file drops only).
 - `REVISIT_CRM_FIELD_MAP` — field map of CRM exports without a per-business one.
 
-Secrets (webhook secrets, provider and CRM tokens) have published development defaults
-that only suit the demo and tests on 127.0.0.1. `revisit init` writes random
+Secrets (webhook secrets, provider and CRM tokens, the customer-id key) have published
+development defaults that only suit the demo and tests on 127.0.0.1. `revisit init` writes random
 per-installation values to `<data dir>/secrets.env` (mode 0600); a secret is taken from
 its `REVISIT_*` variable, else from that file, else the development default. Serving
-webhooks on a non-loopback address, or delivering to a provider that is not on loopback,
-is refused while a secret it uses is still a development default (`refuse_dev_secrets`).
+webhooks on a non-loopback address, delivering to a provider that is not on loopback, or
+syncing a CRM API that is not on loopback, is refused while a secret it uses is still a
+development default (`refuse_dev_secrets`); each of these also refuses the development
+customer-id key, since its ids would be reversible with the published key.
+
+`customer_id_key` keys the pseudonymous `customer_id` (HMAC-SHA256 of the E.164 phone,
+`ingestion.identity`). It is per installation, shared by every business (cross-business
+marts join on it). Changing it (`revisit init --rotate`) changes every id: run
+`revisit migrate customer-ids` afterwards.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activation.config import ProvidersConfig
-from ingestion.config import CrmApiConfig, ReceiverConfig
+from ingestion.config import CrmApiConfig, KafkaConfig, ReceiverConfig
 from warehouse.config import PROJECT_ROOT, DbtConfig, redact_dsn
 
 __all__ = ["PROJECT_ROOT", "Settings", "SettingsError", "get_settings", "redact_dsn"]
@@ -64,6 +71,7 @@ PROVIDER_SECRETS = {
     "sms": ("sms_base_url", "sms_token"),
     "ledger": ("ledger_base_url", "ledger_token"),
 }
+ID_KEY_SECRET = "customer_id_key"
 
 
 class Settings(ProvidersConfig, BaseSettings):
@@ -87,11 +95,41 @@ class Settings(ProvidersConfig, BaseSettings):
     # Unset: no CRM API (businesses that only send files); the demo passes its stand-in's.
     crm_api_url: str | None = None
     crm_api_token: SecretStr = SecretStr("dev-crm-token")
+    # The key of the pseudonymous customer ids (HMAC of the E.164 phone).
+    customer_id_key: SecretStr = SecretStr("dev-customer-id-key")
     crm_field_map: Path | None = Field(
         default=None,
         description="Field map (YAML) for CRM exports of businesses without their own "
         "(`<data dir>/field_maps/<business_id>.yaml` or `field_map.yaml` in their folder).",
     )
+
+    # Webhooks through Kafka (ingestion.messenger.kafka): `kafka` sends what the receiver
+    # accepts to REVISIT_KAFKA_TOPIC on REVISIT_KAFKA_BOOTSTRAP instead of the local spool,
+    # and `revisit webhooks load` then also loads that topic.
+    webhook_sink: Literal["spool", "kafka"] = "spool"
+    kafka_bootstrap: str = ""
+    kafka_topic: str = "revisit.messenger-webhooks"
+    kafka_group: str = "revisit-messenger-loader"
+    kafka_delivery_timeout_ms: int = 10_000
+    kafka_options: dict[str, str] = Field(
+        default_factory=dict, description="Extra librdkafka settings (JSON), e.g. SASL/TLS."
+    )
+
+    def kafka(self) -> KafkaConfig | None:
+        """The Kafka topic of the webhooks, or None when they go to the spool."""
+        if self.webhook_sink != "kafka":
+            return None
+        if not self.kafka_bootstrap:
+            raise SettingsError(
+                "REVISIT_WEBHOOK_SINK=kafka needs REVISIT_KAFKA_BOOTSTRAP (host:port[,...])"
+            )
+        return KafkaConfig(
+            bootstrap=self.kafka_bootstrap,
+            topic=self.kafka_topic,
+            group=self.kafka_group,
+            delivery_timeout_ms=self.kafka_delivery_timeout_ms,
+            options=self.kafka_options,
+        )
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
@@ -118,17 +156,31 @@ class Settings(ProvidersConfig, BaseSettings):
             name for name in names if getattr(self, name).get_secret_value() == DEV_SECRETS[name]
         ]
 
+    @property
+    def id_key(self) -> bytes:
+        """The customer-id key as the libraries take it (`ingestion.identity.customer_id`)."""
+        return self.customer_id_key.get_secret_value().encode()
+
     def refuse_dev_secrets(
-        self, *, webhook_host: str | None = None, providers: Iterable[str] = ()
+        self,
+        *,
+        webhook_host: str | None = None,
+        providers: Iterable[str] = (),
+        crm_api_url: str | None = None,
     ) -> None:
         """SettingsError if a secret used off loopback is still a development default.
 
         `webhook_host`: the receiver's bind address (non-loopback: every webhook secret
         counts); `providers`: those delivery will call (a provider whose base URL is not
-        on loopback: its token counts). Loopback keeps the defaults: the demo and tests.
+        on loopback: its token counts); `crm_api_url`: the CRM API a sync will call (not
+        on loopback: the CRM token counts). A remote provider or CRM also needs a
+        per-installation customer-id key: ids go to the ledger, and real customers' ids
+        under the published key are reversible. Loopback keeps the defaults: the demo and
+        tests.
         """
         used: list[str] = []
         where: list[str] = []
+        remote_data = False  # real customers' data flows: ids must be keyed per installation
         if webhook_host is not None and not is_loopback(webhook_host):
             used += WEBHOOK_SECRETS
             where.append(f"webhooks on {webhook_host}")
@@ -138,6 +190,15 @@ class Settings(ProvidersConfig, BaseSettings):
             if not is_loopback(host):
                 used.append(token_field)
                 where.append(f"{provider} at {host}")
+                remote_data = True
+        if crm_api_url:
+            host = urlsplit(crm_api_url).hostname or ""
+            if not is_loopback(host):
+                used.append("crm_api_token")
+                where.append(f"the CRM API at {host}")
+                remote_data = True
+        if remote_data:
+            used.append(ID_KEY_SECRET)
         defaults = self.dev_default_secrets(used)
         if defaults:
             names = ", ".join(f"REVISIT_{name.upper()}" for name in defaults)
@@ -156,8 +217,13 @@ class Settings(ProvidersConfig, BaseSettings):
         )
 
     def crm_api(self, base_url: str | None = None) -> CrmApiConfig:
+        """The CRM sync's config; SettingsError (fail closed) when the API is not on
+        loopback and the CRM token or the customer-id key is a development default."""
+        url = base_url or self.crm_api_url or None
+        if url:
+            self.refuse_dev_secrets(crm_api_url=url)
         return CrmApiConfig(
-            base_url=base_url or self.crm_api_url or None,
+            base_url=url,
             token=self.crm_api_token.get_secret_value(),
             cursor_store_dsn=self.state_dsn,
             url_setting="the asset's `api_url` config" if base_url else "REVISIT_CRM_API_URL",
@@ -172,6 +238,7 @@ class Settings(ProvidersConfig, BaseSettings):
             "sms_webhook_secret": self.sms_webhook_secret.get_secret_value(),
             "host": self.webhook_host,
             "port": self.webhook_port,
+            "kafka": self.kafka(),
         }
         return ReceiverConfig(**{**values, **overrides})
 
@@ -225,6 +292,9 @@ DEV_SECRETS: dict[str, str] = {
     for name, field in Settings.model_fields.items()
     if isinstance(field.default, SecretStr)
 }
+# The development customer-id key: the ids of a data directory without `revisit init`
+# (the demo, tests, benchmarks on a fresh directory).
+DEV_ID_KEY = DEV_SECRETS[ID_KEY_SECRET].encode()
 
 
 def is_loopback(host: str) -> bool:

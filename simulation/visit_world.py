@@ -23,7 +23,6 @@ certain; otherwise
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +30,9 @@ import pandas as pd
 from clickhouse_connect.driver.client import Client
 from scipy import stats
 
+from ingestion.identity import customer_id as customer_id_of
 from ml.contract import create_input_tables
+from revisit.settings import DEV_ID_KEY
 
 KINDS = {"salon": 35.0, "barbershop": 25.0, "clinic": 80.0, "restaurant": 18.0, "hookah": 12.0}
 TICKETS = {"salon": 40.0, "barbershop": 20.0, "clinic": 120.0, "restaurant": 30.0, "hookah": 25.0}
@@ -137,10 +138,9 @@ def _renewal_probability(
     return np.clip(out, 0.0, 1.0)
 
 
-def _hash_ids(prefix: str, n: int) -> np.ndarray:
-    return np.array(
-        [hashlib.sha256(f"{prefix}{i}".encode()).hexdigest()[:16] for i in range(n)], dtype=object
-    )
+def _phones(n: int) -> np.ndarray:
+    """Fictional North American 555 numbers, one per customer."""
+    return np.array([f"+1555{i:07d}" for i in range(n)], dtype=object)
 
 
 def _ts(start: pd.Timestamp, days: np.ndarray) -> pd.Series:
@@ -155,8 +155,11 @@ def generate_world(
     days: int = 730,
     seed: int = 7,
     single_kind: str | None = None,
+    id_key: bytes = DEV_ID_KEY,
 ) -> SyntheticWorld:
-    """Simulate `n_customers` over `days` days from `start` (UTC)."""
+    """Simulate `n_customers` over `days` days from `start` (UTC). `id_key`: the
+    customer-id key of the installation the world is loaded into (ids as ingestion
+    computes them; default: the development key of a data directory without init)."""
     rng = np.random.default_rng(seed)
     start_ts = pd.Timestamp(start, tz="UTC")
     n_businesses = n_businesses or max(1, n_customers // 2_000)
@@ -173,7 +176,8 @@ def generate_world(
     churn = rng.beta(2.0, 10.0, n_customers)
     book_prob = np.where(rng.random(n_customers) < 0.5, 0.0, 0.7)
     ticket = np.array([TICKETS[k] for k in kind]) * rng.lognormal(0.0, 0.3, n_customers)
-    customer_id = _hash_ids("+1555", n_customers)
+    phone = _phones(n_customers)
+    customer_id = customer_id_of(pd.Series(phone, dtype=object), id_key).to_numpy(dtype=object)
 
     # Vectorised renewal simulation; continue past the end so the next visit is known.
     sim_end = days + 120
@@ -255,7 +259,7 @@ def generate_world(
         {
             "business_id": biz,
             "customer_id": customer_id,
-            "phone_e164": customer_id,
+            "phone_e164": phone,
             "full_name": "",
             "birthday": pd.Series(birth.date).where(rng.random(n_customers) > 0.1, None),
             "timezone": "UTC",
@@ -310,7 +314,7 @@ def generate_world(
             "partner_id": "p1",
             "event_type": np.where(rng.random(n_l) < 0.8, "accrual", "redemption"),
             "customer_id": customer_id[l_cust],
-            "phone_e164": customer_id[l_cust],
+            "phone_e164": phone[l_cust],
             "amount": np.round(rng.uniform(1, 10, n_l), 2),
             "currency": "EUR",
             "occurred_at": _ts(start_ts, rng.uniform(0, days, n_l)),

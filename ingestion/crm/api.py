@@ -33,6 +33,7 @@ from ingestion.config import CrmApiConfig
 from ingestion.crm.cursors import CursorStore
 from ingestion.crm.mapping import ENTITIES, EntityMap, FieldMap, load_field_map, prepare
 from warehouse.load import LoadResult, load_batch, prepare_raw
+from warehouse.privacy import mask_text
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 30.0
@@ -118,7 +119,8 @@ class CrmApiClient:
             response = fetch()
         except httpx.HTTPStatusError as exc:
             raise CrmApiError(
-                f"CRM {exc.request.url}: HTTP {exc.response.status_code}: {exc.response.text[:200]}"
+                f"CRM {exc.request.url}: HTTP {exc.response.status_code}: "
+                f"{mask_text(exc.response.text[:200])}"
             ) from exc
         try:
             body = response.json()
@@ -179,6 +181,7 @@ def load_page(
     *,
     regions: Mapping[str, str] | None = None,
     source: str = "crm",
+    id_key: bytes,
 ) -> LoadResult:
     """Map, validate and load one page of CRM API records as one batch (idempotent: the
     batch id is derived from the page's records)."""
@@ -189,6 +192,7 @@ def load_page(
         source_kind="crm_api",
         row_ref=refs,
         regions=regions,
+        id_key=id_key,
     )
     return load_batch(
         client,
@@ -209,6 +213,7 @@ def sync_entity(
     field_map: FieldMap,
     source: str = "crm",
     limit: int | None = None,
+    id_key: bytes,
 ) -> list[LoadResult]:
     """Pull one entity's changes since its cursor; load each page as one batch."""
     entity_map = field_map.entity(entity)
@@ -217,7 +222,9 @@ def sync_entity(
     regions = business_regions(client) if entity == "customers" else None
     results = []
     for records in api.pages(entity, updated_since=since, limit=limit or field_map.page_limit):
-        results.append(load_page(client, entity_map, records, regions=regions, source=source))
+        results.append(
+            load_page(client, entity_map, records, regions=regions, source=source, id_key=id_key)
+        )
         high = _max_updated(records, high)
     # Only now: every page up to `high` is in the warehouse.
     if high is not None and high != since:
@@ -234,6 +241,7 @@ def sync_crm_api(
     source: str = "crm",
     limit: int | None = None,
     transport: httpx.BaseTransport | None = None,
+    id_key: bytes,
 ) -> list[LoadResult]:
     """Incremental sync of the CRM API into raw.crm_* (businesses first: their country
     is the default region of customers' phones), with the shipped field map unless another
@@ -241,7 +249,8 @@ def sync_crm_api(
 
     With no API configured (`config.base_url` None) nothing is pulled and [] returned.
     An API that cannot be reached (after retries) raises CrmApiError naming the URL and
-    the setting it came from; what was loaded before stays loaded."""
+    the setting it came from; what was loaded before stays loaded. `id_key`: the
+    installation's customer-id key (`ingestion.identity.customer_id`)."""
     if not config.base_url:
         return []
     field_map = field_map or load_field_map()
@@ -259,8 +268,9 @@ def sync_crm_api(
         results: list[LoadResult] = []
         for entity in ordered:
             results += sync_entity(
-                client, api, cursors, entity, field_map=field_map, source=source, limit=limit
-            )
+                client, api, cursors, entity, field_map=field_map, source=source, limit=limit,
+                id_key=id_key,
+            )  # fmt: skip
         return results
     except httpx.TransportError as exc:
         raise CrmApiError(

@@ -54,6 +54,7 @@ from ingestion.crm.mapping import (
     prepare,
 )
 from warehouse.load import LoadResult, done_batches, load_batch, merges_paused, prepare_raw
+from warehouse.privacy import mask_text
 
 SUFFIXES = (".csv", ".xlsx", ".parquet")
 _ARROW_TYPES = {
@@ -252,6 +253,7 @@ def prepare_file(
     regions: Mapping[str, str] | None = None,
     entity: str | None = None,
     done: Collection[str] = (),
+    id_key: bytes,
 ) -> PreparedFile:
     """Read one export file and prepare its batch, unless its batch id is in `done`.
 
@@ -281,7 +283,7 @@ def prepare_file(
     row_ref = pd.Series(np.arange(2, len(frame) + 2, dtype=np.int64))
     prepared = prepare(
         entity_map, frame, source_kind="crm_file", row_ref=row_ref, regions=regions,
-        business_id=business_of(path, root),
+        business_id=business_of(path, root), id_key=id_key,
     )  # fmt: skip
     return PreparedFile(entity_map.table, batch_id, relative, prepared)
 
@@ -312,12 +314,14 @@ def load_file(
     regions: Mapping[str, str] | None = None,
     entity: str | None = None,
     done: Collection[str] = (),
+    id_key: bytes,
 ) -> LoadResult:
     """Load one export file as one batch (not read when its batch id is in `done`).
     Raises on an unreadable file."""
     prepared = prepare_file(
-        path, root=root, field_map=field_map, regions=regions, entity=entity, done=done
-    )
+        path, root=root, field_map=field_map, regions=regions, entity=entity, done=done,
+        id_key=id_key,
+    )  # fmt: skip
     return load_prepared(client, prepared)
 
 
@@ -363,7 +367,9 @@ def _top_reasons(quarantine: pd.DataFrame, n: int = 3) -> tuple[tuple[str, int],
     counts = (
         quarantine["field"].astype(str) + ": " + quarantine["reason"].astype(str)
     ).value_counts()
-    return tuple((str(k), int(v)) for k, v in counts.head(n).items())
+    # Shown in reports and logs: the quarantined values' phones are masked (the quarantine
+    # table keeps them whole, for fixing the source).
+    return tuple((mask_text(str(k)), int(v)) for k, v in counts.head(n).items())
 
 
 def _load_one(
@@ -374,13 +380,15 @@ def _load_one(
     entity: str,
     regions: Mapping[str, str] | None,
     done: Collection[str],
+    id_key: bytes,
 ) -> tuple[FileOutcome, LoadResult | None]:
     path, field_map = item
     relative = path.relative_to(root).as_posix()
     try:
         prepared = prepare_file(
-            path, root=root, field_map=field_map, regions=regions, entity=entity, done=done
-        )
+            path, root=root, field_map=field_map, regions=regions, entity=entity, done=done,
+            id_key=id_key,
+        )  # fmt: skip
         result = load_prepared(client, prepared)
     except _FILE_ERRORS as exc:
         message = str(exc) if isinstance(exc, MappingError) else f"{type(exc).__name__}: {exc}"
@@ -468,6 +476,7 @@ def ingest_crm_exports(
     *,
     field_maps: FieldMaps | None = None,
     businesses: Collection[str] | None = None,
+    id_key: bytes,
 ) -> ExportsReport:
     """Load every export under `exports_dir` (`<business_id>/<files>`) and report each file.
 
@@ -483,7 +492,8 @@ def ingest_crm_exports(
     another's insert; at most `LOAD_WORKERS` prepared files are held in memory.
     Files whose batch is already done are hashed but not read. Merges of the entity's
     table are paused until its last file is in (`merges_paused`). `businesses`: only
-    these business folders (default: every file under the root).
+    these business folders (default: every file under the root). `id_key`: the
+    installation's customer-id key.
     """
     field_maps = field_maps or FieldMaps()
     root = Path(exports_dir)
@@ -550,8 +560,9 @@ def ingest_crm_exports(
                 for table in tables:
                     stack.enter_context(merges_paused(client, table))
                 load = partial(
-                    _load_one, client, root=root, entity=entity, regions=regions, done=done
-                )
+                    _load_one, client, root=root, entity=entity, regions=regions, done=done,
+                    id_key=id_key,
+                )  # fmt: skip
                 for outcome, result in pool.map(load, items):
                     outcomes.append(outcome)
                     if result is not None:
@@ -566,12 +577,13 @@ def load_crm_exports(
     *,
     field_map: FieldMap | None = None,
     field_maps: FieldMaps | None = None,
+    id_key: bytes,
 ) -> tuple[list[LoadResult], list[FileError]]:
     """Load every export under `exports_dir`; returns the load results and the files that
     failed as a whole (each error names the file and the problem). `field_map` reads every
     folder (else `field_maps` chooses per folder). See `ingest_crm_exports`."""
     chooser = field_maps or FieldMaps(forced=field_map)
-    report = ingest_crm_exports(client, exports_dir, field_maps=chooser)
+    report = ingest_crm_exports(client, exports_dir, field_maps=chooser, id_key=id_key)
     root = Path(exports_dir)
     errors = [FileError(str(root / e.path), e.error) for e in report.errors]
     return report.results, errors

@@ -633,6 +633,7 @@ def prepare(
     row_ref: pd.Series,
     regions: Mapping[str, str] | None = None,
     business_id: str | None = None,
+    id_key: bytes | None = None,
 ) -> Prepared:
     """Map, type, normalise phones and validate one batch of CRM records.
 
@@ -640,8 +641,9 @@ def prepare(
     index; `row_ref`: aligned with `source`, how quarantine rows name each record.
     `regions`: business_id → ISO country, the default region of phone numbers.
     `business_id`: the business the batch belongs to (its export folder), for fields
-    `derive: from_folder`. Raises MappingError when a required field is missing from the
-    source entirely.
+    `derive: from_folder`. `id_key`: the installation's customer-id key
+    (`ingestion.identity.customer_id`), needed by entities with a phone. Raises
+    MappingError when a required field is missing from the source entirely.
     """
     missing = [
         f.source for f in entity_map.fields
@@ -687,7 +689,7 @@ def prepare(
             region = _regions(typed, n, regions)
             phones = normalize_phones(values, region)
             typed["phone_e164"] = phones["phone_e164"]
-            typed["customer_id"] = customer_id(phones["phone_e164"])
+            typed["customer_id"] = customer_id(phones["phone_e164"], id_key or b"")
             err = phones["error"].notna().to_numpy()
             if err.any():
                 business = typed.get("business_id", pd.Series([None] * n, dtype=object))
@@ -696,12 +698,13 @@ def prepare(
     for spec in entity_map.fields:
         if spec.derive != "from_phone":
             continue
-        # The customer id of a CRM that keys clients by phone: the same hash of the E.164
-        # number in every file, so appointments find their customer.
+        # The customer id of a CRM that keys clients by phone: the same keyed hash of the
+        # E.164 number in every file, so appointments find their customer (and no raw
+        # phone hash is stored: `revisit migrate customer-ids` rewrites these too).
         raw = _as_str(source[spec.phone_field]).where(_present(source[spec.phone_field]), None)
         region = _regions(typed, n, regions)
         phones = normalize_phones(raw, region)
-        typed[spec.column] = customer_id(phones["phone_e164"])
+        typed[spec.column] = customer_id(phones["phone_e164"], id_key or b"")
         err = phones["error"].notna().to_numpy()
         if err.any():
             business = typed.get("business_id", pd.Series([None] * n, dtype=object))

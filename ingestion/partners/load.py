@@ -88,7 +88,7 @@ def source_name(path: Path, root: Path) -> str:
 
 
 def build_events(
-    partner: PartnerConfig, adapter: Adapter, content: bytes, name: str
+    partner: PartnerConfig, adapter: Adapter, content: bytes, name: str, *, id_key: bytes
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One partner file → (canonical event rows, quarantine rows).
 
@@ -105,7 +105,9 @@ def build_events(
             "partner_id": partner.partner_id,
             "event_type": [partner.canonical_event_type(v) for v in staged["event_type"]],
             "phone_e164": phones["phone_e164"].to_numpy(dtype=object),
-            "customer_id": identity.customer_id(phones["phone_e164"]).to_numpy(dtype=object),
+            "customer_id": identity.customer_id(phones["phone_e164"], id_key).to_numpy(
+                dtype=object
+            ),
             "amount": staged["amount"].astype(object),
             "currency": staged["currency"].astype(object),
             "occurred_at": staged["occurred_at"],
@@ -142,7 +144,12 @@ def _phone_errors(raw: pd.Series, errors: pd.Series) -> list[str | None]:
 
 
 def load_partner_file(
-    client: Client, partner: PartnerConfig, path: Path, *, root: Path | None = None
+    client: Client,
+    partner: PartnerConfig,
+    path: Path,
+    *,
+    root: Path | None = None,
+    id_key: bytes,
 ) -> LoadResult:
     """Load one partner file as one idempotent batch; FeedFormatError when unreadable."""
     content = path.read_bytes()
@@ -150,7 +157,9 @@ def load_partner_file(
     if batch_status(client, EVENTS_TABLE, batch_id) == "done":
         # Cheaper than parsing again; load_batch would skip it anyway.
         return LoadResult(EVENTS_TABLE, batch_id, 0, 0, skipped=True)
-    events, quarantine = build_events(partner, partner.make_adapter(), content, path.name)
+    events, quarantine = build_events(
+        partner, partner.make_adapter(), content, path.name, id_key=id_key
+    )
     return load_batch(
         client,
         EVENTS_TABLE,
@@ -165,6 +174,8 @@ def load_partner_feeds(
     client: Client,
     partners_dir: Path,
     registry: Mapping[str, PartnerConfig] | Path | None = None,
+    *,
+    id_key: bytes,
 ) -> tuple[list[LoadResult], list[FileError]]:
     """Load every partner folder under `partners_dir` (`<src>/partners`).
 
@@ -194,7 +205,7 @@ def load_partner_feeds(
         files = sorted(p for p in folder.glob(partner.make_adapter().files) if p.is_file())
         for path in files:
             try:
-                results.append(load_partner_file(client, partner, path, root=root))
+                results.append(load_partner_file(client, partner, path, root=root, id_key=id_key))
             except FeedFormatError as ex:
                 errors.append(FileError(path, str(ex), partner.partner_id))
             except OSError as ex:

@@ -28,7 +28,6 @@ differing rows.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -51,12 +50,14 @@ from hypothesis import strategies as st
 import warehouse
 from ingestion.crm.api import load_page
 from ingestion.crm.mapping import load_field_map
+from ingestion.identity import customer_ids
 from ingestion.messages import load_message_sends
 from ingestion.messenger.loader import load_segment
 from ingestion.messenger.spool import CLOSED_SUFFIX, encode_record
 from ingestion.partners.load import load_partner_file
 from ingestion.partners.offers import load_offers
 from ingestion.partners.registry import PartnerConfig
+from revisit.settings import DEV_ID_KEY
 from warehouse.config import DbtConfig
 from warehouse.dbt_runner import run_dbt
 from warehouse.load import LoadResult, prepare_raw
@@ -178,7 +179,7 @@ def phone(seq: int, customer: int, variant: int) -> str:
 
 
 def customer_hash(phone_e164: str) -> str:
-    return hashlib.sha256(phone_e164.encode()).hexdigest()[:16]
+    return customer_ids([phone_e164], DEV_ID_KEY)[0]
 
 
 def iso(moment: datetime) -> str:
@@ -331,7 +332,11 @@ def load_crm(client: Any, entity: str, records: list[dict[str, Any]]) -> list[Lo
     if not records:
         return []
     regions = {r.get("business_id", r["id"]): "RU" for r in records}
-    return [load_page(client, load_field_map().entity(entity), records, regions=regions)]
+    return [
+        load_page(
+            client, load_field_map().entity(entity), records, regions=regions, id_key=DEV_ID_KEY
+        )
+    ]
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
@@ -366,10 +371,10 @@ def load_step(dsn: str, files: Path, step: int, records: dict[str, list[dict[str
             path = write_jsonl(
                 files / PARTNER.partner_id / f"events_{step}.jsonl", records["partner_events"]
             )
-            results.append(load_partner_file(client, PARTNER, path))
+            results.append(load_partner_file(client, PARTNER, path, id_key=DEV_ID_KEY))
         if records.get("sends"):
             path = write_jsonl(files / "messages" / f"sends_{step}.jsonl", records["sends"])
-            results.append(load_message_sends(client, path))
+            results.append(load_message_sends(client, path, id_key=DEV_ID_KEY))
         if records.get("webhooks"):
             results.append(load_segment(client, write_segment(files, step, records["webhooks"])))
     quarantined = [r for r in results if r.rows_quarantined]

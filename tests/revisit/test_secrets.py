@@ -193,7 +193,38 @@ def test_refusal_rules(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> N
         Settings().refuse_dev_secrets(providers=("whatsapp", "ledger"))
     assert "WHATSAPP" not in str(refused.value)  # whatsapp stays on its loopback stand-in
     monkeypatch.setenv("REVISIT_LEDGER_TOKEN", "issued")
+    # Real customers' data leaves the machine: their ids must not use the published key.
+    with pytest.raises(SettingsError, match="REVISIT_CUSTOMER_ID_KEY") as refused:
+        Settings().refuse_dev_secrets(providers=("whatsapp", "ledger"))
+    assert "LEDGER_TOKEN" not in str(refused.value)
+    monkeypatch.setenv("REVISIT_CUSTOMER_ID_KEY", "per-installation")
     Settings().refuse_dev_secrets(providers=("whatsapp", "ledger"))
+    # The CRM API: the development token only against a loopback stand-in.
+    Settings().refuse_dev_secrets(crm_api_url="http://127.0.0.1:8791/api")
+    with pytest.raises(SettingsError, match="REVISIT_CRM_API_TOKEN"):
+        Settings().refuse_dev_secrets(crm_api_url="https://crm.example.com/api")
+    with pytest.raises(SettingsError, match="REVISIT_CRM_API_TOKEN"):
+        Settings().crm_api("https://crm.example.com/api")  # what the sync asset composes
+    monkeypatch.setenv("REVISIT_CRM_API_TOKEN", "issued-by-the-crm")
+    assert Settings().crm_api("https://crm.example.com/api").token == "issued-by-the-crm"
+
+
+def test_ingest_crm_against_a_remote_api_with_the_development_token_exits_2(
+    settings: Settings,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REVISIT_")}
+    env.update(REVISIT_DATA_DIR=str(settings.data_dir),
+               REVISIT_CRM_API_URL="https://crm.example.com/api")  # fmt: skip
+    result = subprocess.run(
+        [str(VENV_BIN / "revisit"), "ingest", "crm"], env=env, cwd=PROJECT_ROOT,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "REVISIT_CRM_API_TOKEN" in message and "REVISIT_CUSTOMER_ID_KEY" in message
+    assert "crm.example.com" in message and "revisit init" in message
+    assert "Traceback" not in result.stderr
+    assert not (settings.data_dir / "warehouse").exists()  # refused before opening anything
 
 
 @pytest.mark.parametrize(

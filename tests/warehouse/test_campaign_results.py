@@ -11,7 +11,6 @@ the same build.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ import pytest
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 import warehouse
+from ingestion.identity import customer_ids
+from revisit.settings import DEV_ID_KEY
 from warehouse.config import DbtConfig
 from warehouse.dbt_runner import run_dbt
 from warehouse.load import load_batch, prepare_raw
@@ -78,7 +79,7 @@ def _phone(i: int) -> str:
 
 
 def _customer_id(phone: str) -> str:
-    return hashlib.sha256(phone.encode()).hexdigest()[:16]
+    return customer_ids([phone], DEV_ID_KEY)[0]
 
 
 def _seed() -> dict[str, pd.DataFrame]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,7 +10,8 @@ import pandas as pd
 import pytest
 
 import warehouse
-from revisit.settings import Settings
+from ingestion.identity import customer_ids
+from revisit.settings import DEV_ID_KEY, Settings
 from warehouse.dbt_runner import run_dbt
 from warehouse.load import load_batch, prepare_raw
 
@@ -24,7 +24,7 @@ def _customers() -> pd.DataFrame:
         {
             "business_id": "b1",
             "source_customer_id": ["c1", "c2"],
-            "customer_id": [hashlib.sha256(p.encode()).hexdigest()[:16] for p in phones],
+            "customer_id": customer_ids(phones, DEV_ID_KEY),
             "phone_e164": phones,
             "phone_raw": ["8 (916) 123-45-67", "+7 701 123 45 67"],
             "full_name": ["Анна Иванова", "Aigerim S."],

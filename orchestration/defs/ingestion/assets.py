@@ -23,6 +23,7 @@ from orchestration.defs.ingestion.checks import quarantine_check, quarantine_res
 from orchestration.resources import WarehouseResource
 from revisit.settings import get_settings
 from warehouse.load import LoadResult
+from warehouse.privacy import mask_frame, mask_text
 
 GROUP = "ingestion"
 
@@ -39,7 +40,8 @@ def _preview(client: Client, table: str) -> str:
         f"SELECT * EXCEPT (_batch_id, _row, _version) FROM raw.{table} "
         "ORDER BY _loaded_at DESC LIMIT 5"
     )
-    return frame.to_markdown(index=False) if len(frame) else "(empty)"
+    # Phones, names and payloads masked: metadata is shown and stored outside the warehouse.
+    return mask_frame(frame).to_markdown(index=False) if len(frame) else "(empty)"
 
 
 def report(
@@ -50,7 +52,7 @@ def report(
     quarantined = sum(r.rows_quarantined for r in results)
     skipped = sum(r.skipped for r in results)
     total = client.command(f"SELECT count() FROM raw.{table} FINAL")
-    errors = list(errors)
+    errors = [mask_text(e) for e in errors]
     yield MaterializeResult(
         asset_key=raw_key(table),
         metadata={
@@ -89,9 +91,12 @@ def message_sends(context: AssetExecutionContext, warehouse: WarehouseResource) 
     """messages/sends.jsonl of the source directory → raw.message_sends."""
     from ingestion.messages import load_message_sends
 
-    sends = message_export(get_settings().source_dir)
+    settings = get_settings()
+    sends = message_export(settings.source_dir)
     with warehouse.get_client() as client:
-        results = [load_message_sends(client, sends)] if sends.exists() else []
+        results = (
+            [load_message_sends(client, sends, id_key=settings.id_key)] if sends.exists() else []
+        )
         if not sends.exists():
             context.log.warning(f"no message export at {sends}")
         yield from report(client, "message_sends", results)
@@ -118,11 +123,16 @@ def partner_feeds(context: AssetExecutionContext, warehouse: WarehouseResource) 
     """partners/ of the source directory: offers and every partner's feed files."""
     from ingestion.partners import load_offers, load_partner_feeds
 
-    partners = partner_dir(get_settings().source_dir)
+    settings = get_settings()
+    partners = partner_dir(settings.source_dir)
     offers_file = partners / "offers.jsonl"
     with warehouse.get_client() as client:
         offers = [load_offers(client, offers_file)] if offers_file.exists() else []
-        events, errors = load_partner_feeds(client, partners) if partners.exists() else ([], [])
+        events, errors = (
+            load_partner_feeds(client, partners, id_key=settings.id_key)
+            if partners.exists()
+            else ([], [])
+        )
         yield from report(client, "partner_offers", offers)
         yield from report(client, "partner_events", events, [str(e) for e in errors])
 
@@ -166,17 +176,21 @@ def crm(context: AssetExecutionContext, config: CrmConfig, warehouse: WarehouseR
             context.log.info("no CRM API configured (REVISIT_CRM_API_URL unset): file drops only")
         else:
             try:
-                results = sync_crm_api(client, api_config)
+                results = sync_crm_api(client, api_config, id_key=settings.id_key)
             except CrmApiError as ex:
-                problems.append(str(ex))
-                context.log.error(str(ex))
+                problems.append(mask_text(str(ex)))
+                context.log.error(problems[-1])
         errors: list[Any] = []
         if exports.exists():
-            report = ingest_crm_exports(client, exports, field_maps=crm_field_maps(settings))
+            report = ingest_crm_exports(
+                client, exports, field_maps=crm_field_maps(settings), id_key=settings.id_key
+            )
             results += report.results
             for outcome in report.files:
                 if outcome.status in ("skipped", "failed"):
-                    problems.append(f"{outcome.status} {outcome.path}: {outcome.message}")
+                    problems.append(
+                        mask_text(f"{outcome.status} {outcome.path}: {outcome.message}")
+                    )
                     context.log.error(problems[-1])
             errors = [(o.entity, f"{o.path}: {o.message}") for o in report.files
                       if o.status == "failed"]  # fmt: skip

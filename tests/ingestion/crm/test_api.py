@@ -10,7 +10,7 @@ import pytest
 from ingestion.crm import CrmApiConfig, CursorStore, sync_crm_api
 from ingestion.crm.api import CrmApiClient, CrmApiError
 from ingestion.identity import customer_id
-from revisit.settings import Settings
+from revisit.settings import DEV_ID_KEY, Settings
 from simulation.crm_api import Faults, serve_in_background
 from tests.ingestion.crm.crmdata import APPOINTMENTS, appointment, write_jsonl
 
@@ -52,7 +52,9 @@ def test_standin_contract(src_dir) -> None:
 
 def test_sync_loads_normalises_and_quarantines(src_dir, settings, client) -> None:
     with serve_in_background(src_dir, token="t") as srv:
-        results = sync_crm_api(client, _api(settings, srv.base_url), limit=10)
+        results = sync_crm_api(
+            client, _api(settings, srv.base_url), limit=10, id_key=settings.id_key
+        )
     tables = [r.table for r in results]
     # Businesses load before customers (their country is the phone region).
     assert tables.index("crm_businesses") < tables.index("crm_customers")
@@ -71,11 +73,14 @@ def test_sync_loads_normalises_and_quarantines(src_dir, settings, client) -> Non
         "c4": "+77012345678",  # national number of a KZ business
     }
     ids = client.query(
-        "SELECT customer_id, substring(lower(hex(SHA256(phone_e164))), 1, 16) "
-        "FROM raw.crm_customers FINAL"
+        "SELECT customer_id, substring(lower(hex(HMAC('SHA256', phone_e164, {k:String}))), 1, 16) "
+        "FROM raw.crm_customers FINAL",
+        parameters={"k": DEV_ID_KEY.decode()},
     ).result_rows
     assert all(a == b for a, b in ids)
-    assert ids[0][0] in set(customer_id(__import__("pandas").Series(list(phones.values()))))
+    assert ids[0][0] in set(
+        customer_id(__import__("pandas").Series(list(phones.values())), DEV_ID_KEY)
+    )
     q = client.query(
         "SELECT source_table, row_ref, field, reason FROM raw.quarantine ORDER BY row_ref"
     ).result_rows
@@ -91,12 +96,14 @@ def test_sync_loads_normalises_and_quarantines(src_dir, settings, client) -> Non
 
 def test_rerun_fetches_only_changes(src_dir, settings, client) -> None:
     with serve_in_background(src_dir, token="t") as srv:
-        first = sync_crm_api(client, _api(settings, srv.base_url), limit=10)
+        first = sync_crm_api(client, _api(settings, srv.base_url), limit=10, id_key=settings.id_key)
         assert sum(r.rows_loaded for r in first) > 0
         cursors = CursorStore(settings.state_dsn)
         assert cursors.get("crm", "appointments") == "2024-05-03T10:01:39.000Z"
         cursors.close()
-        second = sync_crm_api(client, _api(settings, srv.base_url), limit=10)
+        second = sync_crm_api(
+            client, _api(settings, srv.base_url), limit=10, id_key=settings.id_key
+        )
         # Only the boundary page (inclusive updated_since) comes back, and it is skipped.
         assert sum(r.rows_loaded for r in second) == 0
         requests_before = srv.faults.requests
@@ -106,7 +113,9 @@ def test_rerun_fetches_only_changes(src_dir, settings, client) -> None:
         [*APPOINTMENTS, appointment(3, status="cancelled", updated="2024-05-04T08:00:00Z")],
     )
     with serve_in_background(src_dir, token="t") as srv:
-        third = sync_crm_api(client, _api(settings, srv.base_url), entities=("appointments",))
+        third = sync_crm_api(
+            client, _api(settings, srv.base_url), entities=("appointments",), id_key=settings.id_key
+        )
     loaded = [r for r in third if not r.skipped]
     assert [r.rows_loaded for r in loaded] == [1]
     assert requests_before > 0

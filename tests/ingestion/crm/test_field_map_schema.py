@@ -18,6 +18,7 @@ from ingestion.crm.mapping import (
     parse_field_map,
     prepare,
 )
+from revisit.settings import DEV_ID_KEY
 
 BERLIN_MAP = {
     "name": "berlin",
@@ -46,7 +47,7 @@ def _prepare(rows: list[dict], doc: dict = BERLIN_MAP):
     entity = parse_field_map(doc, "berlin.yaml").entity("appointments")
     frame = pd.DataFrame(rows, dtype=object)
     refs = pd.Series([f"line {i + 2}" for i in range(len(rows))])
-    return prepare(entity, frame, source_kind="crm_file", row_ref=refs)
+    return prepare(entity, frame, source_kind="crm_file", row_ref=refs, id_key=DEV_ID_KEY)
 
 
 def _row(**over: str) -> dict:
@@ -126,7 +127,7 @@ def test_russian_example_types_customers() -> None:
     )  # fmt: skip
     prepared = prepare(
         entity, frame, source_kind="crm_file", row_ref=pd.Series(["2", "3"]),
-        regions={"salon": "RU"}, business_id="salon",
+        regions={"salon": "RU"}, business_id="salon", id_key=DEV_ID_KEY,
     )  # fmt: skip
     assert prepared.quarantine.empty
     out = prepared.frame
@@ -143,7 +144,9 @@ def test_phone_of_a_business_of_unknown_country_says_what_to_do() -> None:
     entity = load_field_map().entity("customers")
     frame = pd.DataFrame([{"id": "c1", "business_id": "bx", "phone": "8 916 123 45 67",
                            "updated_at": "2025-01-01T00:00:00Z"}])  # fmt: skip
-    prepared = prepare(entity, frame, source_kind="crm_file", row_ref=pd.Series(["2"]))
+    prepared = prepare(
+        entity, frame, source_kind="crm_file", row_ref=pd.Series(["2"]), id_key=DEV_ID_KEY
+    )
     (reason,) = prepared.quarantine["reason"]
     assert "ZZ" not in reason and "no country known for business 'bx'" in reason
     assert "'8 916 123 45 67'" in reason

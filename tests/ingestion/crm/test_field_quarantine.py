@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ingestion.crm.mapping import load_field_map, prepare
+from revisit.settings import DEV_ID_KEY
 
 
 def _customers(**overrides: object) -> pd.DataFrame:
@@ -25,8 +26,9 @@ def _customers(**overrides: object) -> pd.DataFrame:
 def _prepare(frame: pd.DataFrame):
     entity = load_field_map().entity("customers")
     return prepare(
-        entity, frame, source_kind="crm_file", row_ref=pd.Series(["line 2"]), regions={"b1": "RU"}
-    )
+        entity, frame, source_kind="crm_file", row_ref=pd.Series(["line 2"]), regions={"b1": "RU"},
+        id_key=DEV_ID_KEY,
+    )  # fmt: skip
 
 
 def test_impossible_birthday_drops_the_value_and_keeps_the_customer() -> None:

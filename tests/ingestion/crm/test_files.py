@@ -17,7 +17,7 @@ import warehouse
 from ingestion.crm import files, load_crm_exports
 from ingestion.crm.files import entity_of
 from ingestion.crm.mapping import load_field_map
-from revisit.settings import PROJECT_ROOT
+from revisit.settings import DEV_ID_KEY, PROJECT_ROOT
 from tests.ingestion.crm.crmdata import APPOINTMENTS, BUSINESSES, CUSTOMERS, SERVICES, appointment
 
 
@@ -47,7 +47,7 @@ def test_entity_of() -> None:
 
 def test_exports_load_and_bad_files_are_reported(tmp_path, client) -> None:
     root = write_exports(tmp_path / "exports")
-    _results, errors = load_crm_exports(client, root)
+    _results, errors = load_crm_exports(client, root, id_key=DEV_ID_KEY)
     failed = {Path(e.path).name: e.error for e in errors}
     assert set(failed) == {"appointments_202404.csv", "customers_broken.csv"}
     assert "required field" in failed["customers_broken.csv"]
@@ -66,7 +66,7 @@ def test_exports_load_and_bad_files_are_reported(tmp_path, client) -> None:
     )
     assert "+79161234561" in phones and "+77012345678" in phones
     # Rerun: every file is a done batch, nothing is inserted again.
-    again, errors_again = load_crm_exports(client, root)
+    again, errors_again = load_crm_exports(client, root, id_key=DEV_ID_KEY)
     assert all(r.skipped for r in again) and len(errors_again) == 2
     assert client.query("SELECT count() FROM raw.crm_appointments").result_rows[0][0] == 24
     # Merges were paused per entity during the load and run again after it
@@ -77,7 +77,7 @@ def test_exports_load_and_bad_files_are_reported(tmp_path, client) -> None:
 
 def test_rerun_reads_only_files_not_loaded_yet(tmp_path, client, monkeypatch) -> None:
     root = write_exports(tmp_path / "exports")
-    load_crm_exports(client, root)
+    load_crm_exports(client, root, id_key=DEV_ID_KEY)
     read = []
     original = files.read_file
     monkeypatch.setattr(
@@ -86,7 +86,7 @@ def test_rerun_reads_only_files_not_loaded_yet(tmp_path, client, monkeypatch) ->
     (root / "b1" / "appointments_202406.csv").write_text(
         pd.DataFrame([appointment(200)]).to_csv(index=False), encoding="utf-8"
     )
-    results, errors = load_crm_exports(client, root)
+    results, errors = load_crm_exports(client, root, id_key=DEV_ID_KEY)
     # Done batches are recognised by content hash without parsing; the broken files
     # (never done) and the new file are read.
     assert sorted(read) == [
@@ -109,7 +109,7 @@ def test_csv_separator_and_encoding_by_config(tmp_path, client) -> None:
     (root / "b1").mkdir(parents=True)
     services = pd.DataFrame(SERVICES[:1]).assign(name="Стрижка")
     services.to_csv(root / "b1" / "services.csv", sep=";", index=False, encoding="cp1251")
-    results, errors = load_crm_exports(client, root, field_map=fmap)
+    results, errors = load_crm_exports(client, root, field_map=fmap, id_key=DEV_ID_KEY)
     assert errors == [] and results[0].rows_loaded == 1
     name = client.query("SELECT name FROM raw.crm_services").result_rows[0][0]
     assert name == "Стрижка"
@@ -121,6 +121,7 @@ from pathlib import Path
 import warehouse
 import warehouse.load
 from ingestion.crm import load_crm_exports
+from revisit.settings import DEV_ID_KEY
 root, dsn, marker = sys.argv[1:4]
 original = warehouse.load.insert_frame
 def insert_then_stall(client, table, frame, *args, **kwargs):
@@ -130,7 +131,7 @@ def insert_then_stall(client, table, frame, *args, **kwargs):
         time.sleep(120)  # killed here: rows in, batch not marked done
 warehouse.load.insert_frame = insert_then_stall
 with warehouse.connect(dsn) as client:
-    load_crm_exports(client, Path(root))
+    load_crm_exports(client, Path(root), id_key=DEV_ID_KEY)
 """
 
 
@@ -180,7 +181,7 @@ def test_kill_9_half_way_then_rerun_gives_exact_counts(tmp_path) -> None:
         ).result_rows[0][0]
         assert partial == "started"
         assert client.query("SELECT count() FROM raw.crm_appointments").result_rows[0][0] == n
-        results, errors = load_crm_exports(client, root.parent)
+        results, errors = load_crm_exports(client, root.parent, id_key=DEV_ID_KEY)
         assert errors == [] and results[0].rows_loaded == n and not results[0].skipped
         # Plain count (no FINAL): exactly one copy of every row, nothing lost.
         got = client.query(

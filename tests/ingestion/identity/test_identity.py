@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 import pandas as pd
 import phonenumbers
@@ -140,16 +141,27 @@ def test_empty_series() -> None:
     assert out.empty and list(out.columns) == ["phone_e164", "error"]
 
 
-def test_customer_id_matches_sha256_and_clickhouse(tmp_path) -> None:
-    phones = pd.Series(["+79161234567", "+77012345678", None, "+442079460958"])
-    ids = customer_id(phones)
+KEY = b"per-installation-key"
+
+
+def test_customer_id_is_a_keyed_hmac_equal_to_clickhouse(tmp_path) -> None:
+    phones = pd.Series(["+79161234567", "+77012345678", None, "+442079460958", "+79161234567"])
+    ids = customer_id(phones, KEY)
     assert ids.iloc[2] is None
-    assert ids.iloc[0] == hashlib.sha256(b"+79161234567").hexdigest()[:16]
+    assert ids.iloc[0] == hmac.new(KEY, b"+79161234567", hashlib.sha256).hexdigest()[:16]
+    assert ids.iloc[4] == ids.iloc[0]  # stable: the same number, the same id
     assert ids.iloc[0] != ids.iloc[1]
+    # Keyed: the plain hash (enumerable) is not the id, and another key gives other ids.
+    assert ids.iloc[0] != hashlib.sha256(b"+79161234567").hexdigest()[:16]
+    other = customer_id(phones, b"another-installation")
+    assert not set(other.dropna()) & set(ids.dropna())
+    with pytest.raises(ValueError, match="key"):
+        customer_id(phones, b"")
     with warehouse.connect(f"chdb://{tmp_path / 'wh'}") as client:
         rows = client.query(
-            "SELECT p, substring(lower(hex(SHA256(p))), 1, 16) "
-            "FROM (SELECT arrayJoin(['+79161234567', '+77012345678', '+442079460958']) AS p)"
+            "SELECT p, substring(lower(hex(HMAC('SHA256', p, {k:String}))), 1, 16) "
+            "FROM (SELECT arrayJoin(['+79161234567', '+77012345678', '+442079460958']) AS p)",
+            parameters={"k": KEY.decode()},
         ).result_rows
     from_ch = dict(rows)
     assert from_ch["+79161234567"] == ids.iloc[0]

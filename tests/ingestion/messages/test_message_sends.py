@@ -13,7 +13,7 @@ import warehouse
 from ingestion.identity import customer_id
 from ingestion.messages import load_message_sends
 from ingestion.partners import FeedFormatError
-from revisit.settings import Settings
+from revisit.settings import DEV_ID_KEY, Settings
 
 
 def send(message_id: str, **fields: object) -> dict[str, object]:
@@ -51,8 +51,8 @@ def test_sends_load_once_with_bad_rows_in_quarantine(settings: Settings, tmp_pat
         ],
     )
     with warehouse.connect(settings.warehouse_dsn) as client:
-        first = load_message_sends(client, sends)
-        again = load_message_sends(client, sends)
+        first = load_message_sends(client, sends, id_key=DEV_ID_KEY)
+        again = load_message_sends(client, sends, id_key=DEV_ID_KEY)
         rows = client.query(
             "SELECT message_id, phone_e164, customer_id, trigger, channel, holdout, planned_at,"
             " offer_id, provider_message_id FROM raw.message_sends FINAL ORDER BY message_id"
@@ -65,7 +65,7 @@ def test_sends_load_once_with_bad_rows_in_quarantine(settings: Settings, tmp_pat
             ).result_rows
         )
         total = client.command("SELECT count() FROM raw.message_sends")
-    cid = customer_id(pd.Series(["+79161234567"]))[0]
+    cid = customer_id(pd.Series(["+79161234567"]), DEV_ID_KEY)[0]
     assert rows == [
         ("m1", "+79161234567", cid, "partner_offer", "whatsapp", False,
          datetime(2024, 3, 1, 9), "OFF-1", "wamid.m1"),
@@ -87,4 +87,4 @@ def test_unreadable_sends_file_fails_naming_it(settings: Settings, tmp_path: Pat
         warehouse.connect(settings.warehouse_dsn) as client,
         pytest.raises(FeedFormatError, match=r"sends\.jsonl: not valid utf-8-sig text"),
     ):
-        load_message_sends(client, sends)
+        load_message_sends(client, sends, id_key=DEV_ID_KEY)

@@ -19,10 +19,10 @@ from ingestion.partners import (
     load_offers,
     load_partner_feeds,
 )
-from revisit.settings import Settings
+from revisit.settings import DEV_ID_KEY, Settings
 
 PHONE = "+79161234567"
-PHONE_ID = customer_id(pd.Series([PHONE]))[0]
+PHONE_ID = customer_id(pd.Series([PHONE]), DEV_ID_KEY)[0]
 
 
 def jsonl(path: Path, records: list[object]) -> Path:
@@ -107,7 +107,7 @@ def test_three_formats_load_into_canonical_events(settings: Settings, tmp_path: 
     src = tmp_path / "src"
     write_feeds(src)
     with warehouse.connect(settings.warehouse_dsn) as client:
-        results, errors = load_partner_feeds(client, src / "partners")
+        results, errors = load_partner_feeds(client, src / "partners", id_key=DEV_ID_KEY)
         rows = events(client)
         bad = quarantined(client, "partner_feed")
         sources = client.query("SELECT DISTINCT _source FROM raw.partner_events").result_rows
@@ -124,7 +124,7 @@ def test_three_formats_load_into_canonical_events(settings: Settings, tmp_path: 
          datetime(2024, 3, 1, 7), "OFF-1"),
         ("p2", "R-2", "redemption", PHONE, PHONE_ID, Decimal("99.90"), "RUB",
          datetime(2024, 3, 1, 19), None),
-        ("p3", "n1", "accrual", kz, customer_id(pd.Series([kz]))[0],
+        ("p3", "n1", "accrual", kz, customer_id(pd.Series([kz]), DEV_ID_KEY)[0],
          Decimal("1500.00"), "KZT", datetime(2024, 3, 1, 10), "OFF-2"),
     ]  # fmt: skip
     assert bad["line 4"][0] == "phone_e164" and "'12345'" in bad["line 4"][1]
@@ -148,11 +148,11 @@ def test_reload_is_idempotent_and_redelivery_collapses(settings: Settings, tmp_p
     src = tmp_path / "src"
     write_feeds(src)
     with warehouse.connect(settings.warehouse_dsn) as client:
-        first, _ = load_partner_feeds(client, src / "partners")
+        first, _ = load_partner_feeds(client, src / "partners", id_key=DEV_ID_KEY)
         counts = [
             client.command(f"SELECT count() FROM raw.{t}") for t in ("partner_events", "quarantine")
         ]
-        again, errors = load_partner_feeds(client, src / "partners")
+        again, errors = load_partner_feeds(client, src / "partners", id_key=DEV_ID_KEY)
         assert all(r.skipped for r in again) and len(again) == len(first) == 3
         assert len(errors) == 1  # the broken file is reported again, not forgotten
         assert (
@@ -168,7 +168,7 @@ def test_reload_is_idempotent_and_redelivery_collapses(settings: Settings, tmp_p
         jsonl(
             src / "partners" / "p1" / "events_2024-03-02.jsonl", [canonical("c1", amount="11.00")]
         )
-        third, _ = load_partner_feeds(client, src / "partners")
+        third, _ = load_partner_feeds(client, src / "partners", id_key=DEV_ID_KEY)
         assert [r.rows_loaded for r in third if not r.skipped] == [1]
         rows = client.query(
             "SELECT event_id, amount FROM raw.partner_events FINAL WHERE partner_id = 'p1' "
@@ -210,7 +210,9 @@ def test_a_new_partner_by_configuration_only(settings: Settings, tmp_path: Path)
     )
     (tmp_path / "src" / "partners" / "p5").mkdir()  # a partner nobody registered
     with warehouse.connect(settings.warehouse_dsn) as client:
-        results, errors = load_partner_feeds(client, tmp_path / "src" / "partners", registry_file)
+        results, errors = load_partner_feeds(
+            client, tmp_path / "src" / "partners", registry_file, id_key=DEV_ID_KEY
+        )
         rows = client.query(
             "SELECT event_id, event_type, phone_e164, amount, currency, occurred_at, offer_id "
             "FROM raw.partner_events FINAL ORDER BY event_id"
@@ -229,7 +231,9 @@ def test_registry_mapping_can_be_passed_directly(settings: Settings, tmp_path: P
     jsonl(tmp_path / "partners" / "acme" / "events_1.jsonl", [canonical("a1")])
     registry = {"acme": PartnerConfig(partner_id="acme", adapter="canonical_jsonl")}
     with warehouse.connect(settings.warehouse_dsn) as client:
-        results, errors = load_partner_feeds(client, tmp_path / "partners", registry)
+        results, errors = load_partner_feeds(
+            client, tmp_path / "partners", registry, id_key=DEV_ID_KEY
+        )
         partner = client.command("SELECT any(partner_id) FROM raw.partner_events")
     assert (errors, [r.rows_loaded for r in results], partner) == ([], [1], "acme")
 

@@ -11,7 +11,7 @@ import pandas as pd
 import warehouse
 from ingestion.messages import load_message_sends
 from ingestion.partners import load_offers, load_partner_feeds
-from revisit.settings import Settings
+from revisit.settings import DEV_ID_KEY, Settings
 from simulation.ecosystem import generate
 
 FIELDS = {"phone_e164": "phone", "amount": "amount", "occurred_at": "occurred_at"}
@@ -25,11 +25,11 @@ def test_generated_sources_load_end_to_end(settings: Settings, tmp_path: Path) -
     truth = truth[truth["source"] == "partner"]
 
     with warehouse.connect(settings.warehouse_dsn) as client:
-        results, errors = load_partner_feeds(client, src / "partners")
-        again, _ = load_partner_feeds(client, src / "partners")
-        _, broken = load_partner_feeds(client, src / "broken" / "partners")
+        results, errors = load_partner_feeds(client, src / "partners", id_key=DEV_ID_KEY)
+        again, _ = load_partner_feeds(client, src / "partners", id_key=DEV_ID_KEY)
+        _, broken = load_partner_feeds(client, src / "broken" / "partners", id_key=DEV_ID_KEY)
         offers = load_offers(client, src / "partners" / "offers.jsonl")
-        sends = load_message_sends(client, src / "messages" / "sends.jsonl")
+        sends = load_message_sends(client, src / "messages" / "sends.jsonl", id_key=DEV_ID_KEY)
         per_file = client.query(
             "SELECT _source, count() FROM raw.partner_events GROUP BY _source"
         ).result_rows

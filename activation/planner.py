@@ -7,8 +7,8 @@ occasions every trigger finds (activation/candidates.py) into decisions, written
     decision  planned | holdout | excluded
     reason    '' for planned/holdout; otherwise the first rule that excluded the row:
               unknown_customer, opted_out, no_consent, not_contactable, unknown_timezone,
-              no_channel, occasion_passed, already_planned, frequency_cap,
-              priority:<winning trigger>, offer_capacity
+              no_channel, occasion_passed, already_planned, uplift_below_cost,
+              frequency_cap, priority:<winning trigger>, offer_capacity
 
 Rules, in order (the reason is the first that fails):
 - consent: opted out (inbound STOP on any channel, a Telegram block:
@@ -22,6 +22,9 @@ Rules, in order (the reason is the first that fails):
   that is at or after `expires_at` (e.g. a reminder whose appointment would be past).
 - dedupe: the idempotency key (activation.contracts.idempotency_key, computed in SQL)
   already in `activation.message_log` or `marts.fct_message_sends.message_id`.
+- uplift (triggers with `uplift_targeting` only): the customer's latest uplift for the
+  trigger (`ml.uplift_scores`, ml/uplift.py) × value per revisit (the spec's, else the
+  customer's average visit amount) must exceed the message cost; no score = no send.
 - frequency cap: messages to the customer at the business (any trigger, not holdout)
   already sent or planned since now − per_days must be < max_messages; winners planned
   earlier in the same run count too (conservatively).
@@ -57,6 +60,7 @@ from activation.trigger_specs import AnyTrigger
 SEND_PLAN = "activation.send_plan"
 MESSAGE_LOG = "activation.message_log"
 SCORES = "ml.revisit_scores"
+UPLIFT_SCORES = "ml.uplift_scores"
 MESSAGE_SENDS = "marts.fct_message_sends"
 
 SEND_PLAN_COLUMNS = """
@@ -113,6 +117,9 @@ CANDIDATE_COLUMNS = (
     "cap_group",
     "cap_allow",
     "kvars",
+    "uplift_on",
+    "uplift_value",
+    "uplift_cost",
 )
 
 MESSAGE_FIELDS = [
@@ -251,9 +258,23 @@ def _trigger_sql(spec: AnyTrigger, ctx: SqlContext) -> str:
             toUInt32({spec.frequency_cap.per_days}) AS cap_d,
             {"true" if spec.requires_marketing_consent else "false"} AS requires_consent,
             {lit(spec.campaign_period)} AS period_kind,
+            {_uplift_sql(spec)},
             k.*
         FROM ({builder(spec, ctx)}) AS k
         {where}"""
+
+
+def _uplift_sql(spec: AnyTrigger) -> str:
+    rule = spec.uplift_targeting
+    if rule is None:
+        return (
+            "false AS uplift_on, CAST(NULL, 'Nullable(Float64)') AS uplift_value, 0. AS uplift_cost"
+        )
+    value = "NULL" if rule.value_per_revisit is None else repr(float(rule.value_per_revisit))
+    return (
+        f"true AS uplift_on, CAST({value}, 'Nullable(Float64)') AS uplift_value, "
+        f"toFloat64({float(rule.message_cost)!r}) AS uplift_cost"
+    )
 
 
 def _history_sql(ctx: SqlContext, max_days: int) -> tuple[str, str]:
@@ -318,6 +339,13 @@ def build_plan_sql(
         seg = "SELECT business_id, customer_id, segment FROM marts.customer_rfm"
     else:
         seg = "SELECT '' AS business_id, '' AS customer_id, '' AS segment WHERE 0"
+    if UPLIFT_SCORES in ctx.tables and any(s.uplift_targeting for s in specs):
+        up = (
+            "SELECT business_id, customer_id, trigger, argMax(uplift, scored_at) AS uplift "
+            f"FROM {UPLIFT_SCORES} GROUP BY business_id, customer_id, trigger"
+        )
+    else:
+        up = "SELECT '' AS business_id, '' AS customer_id, '' AS trigger, 0. AS uplift WHERE 0"
     enabled = lit_array(sorted(c.value for c in channels_enabled))
     cand_cols = ", ".join(f"c.{col} AS {col}" for col in CANDIDATE_COLUMNS)
     local_min = ctx.local_minute("t0", "tz")
@@ -340,9 +368,11 @@ CREATE TABLE {base_table} ENGINE = Memory AS
 WITH
     dc AS (
         SELECT business_id, customer_id, phone_e164, full_name, business_kind, timezone,
-            consent_marketing, opted_out, contactable
+            consent_marketing, opted_out, contactable,
+            if(visits > 0, toFloat64(revenue) / visits, 0.) AS avg_visit_amount
         FROM marts.dim_customers
     ),
+    up AS ({up}),
     tg AS ({tg}),
     seg AS ({seg}),
     hist AS ({hist}),
@@ -352,12 +382,17 @@ WITH
             dc.consent_marketing AS consent_marketing, dc.opted_out AS opted_out,
             dc.contactable AS contactable, tg.chat_id AS chat_id, seg.segment AS segment,
             hist.times AS times,
+            -- a customer without an uplift score is worth no message to an uplift trigger
+            c.uplift_on AND up.uplift * ifNull(c.uplift_value, dc.avg_visit_amount)
+                <= c.uplift_cost AS below_cost,
             greatest(c.desired_send_at, {now}) AS t0
         FROM ({cand}) AS c
         LEFT JOIN dc ON dc.business_id = c.business_id AND dc.customer_id = c.customer_id
         LEFT JOIN tg ON tg.phone_e164 = dc.phone_e164
         LEFT JOIN seg ON seg.business_id = c.business_id AND seg.customer_id = c.customer_id
         LEFT JOIN hist ON hist.business_id = c.business_id AND hist.customer_id = c.customer_id
+        LEFT JOIN up ON up.business_id = c.business_id AND up.customer_id = c.customer_id
+            AND up.trigger = c.trigger
     )
 SELECT * FROM base"""
     # Staged through scratch tables: one statement over the whole pipeline made ClickHouse
@@ -410,6 +445,7 @@ WITH
                 channel = '', 'no_channel',
                 send_at >= expires_at, 'occasion_passed',
                 idempotency_key IN ({done}), 'already_planned',
+                below_cost, 'uplift_below_cost',
                 recent >= cap_k, 'frequency_cap',
                 '') AS reason0
         FROM {decided_table}
@@ -499,6 +535,8 @@ def _runnable(
         missing = [t for t in needs if t not in tables]
         if spec.requires_score and SCORES not in tables:
             missing.append(SCORES)
+        if spec.uplift_targeting is not None and UPLIFT_SCORES not in tables:
+            missing.append(UPLIFT_SCORES)
         if not spec.enabled:
             skipped[spec.name] = "disabled"
         elif not spec.active_on(today):

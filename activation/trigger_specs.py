@@ -23,6 +23,9 @@ classes below):
     send_at_local: "10:00"           # optional preferred local time of day
     validity: {valid_from: 2026-01-01, valid_to: null}
     priority: 50
+    uplift_targeting:                # optional: send only where the message pays
+      message_cost: 0.05             # uplift × value_per_revisit must exceed it
+      value_per_revisit: 30          # default: the customer's average visit amount
     schedule:                        # optional: when it is planned live, and with what
       job: plan_birthdays            # planning job (triggers of one job plan together)
       cron: "15 0 * * *"             # five-field cron, in `timezone` (default UTC)
@@ -177,6 +180,20 @@ class Template(_Strict):
                 raise KeyError(f"template {self.name!r}: variable {name!r} has no value")
             out.append(lit + (variables[name] or self.defaults.get(name, "")))
         return "".join(out) + tail
+
+
+class UpliftTargeting(_Strict):
+    """Send only where the message pays: expected incremental revisits (the customer's
+    latest `ml.uplift_scores.uplift` for this trigger, ml/uplift.py) × value of a revisit
+    > message cost. Customers without a score are not sent; the holdout is still drawn
+    among those that pass, so the campaign keeps measuring its lift."""
+
+    message_cost: float = Field(ge=0, description="cost of one message, in the currency")
+    value_per_revisit: float | None = Field(
+        default=None,
+        gt=0,
+        description="value of one revisit; None = the customer's average visit amount",
+    )
 
 
 class FrequencyCap(_Strict):
@@ -395,6 +412,9 @@ class _SpecBase(_Strict):
     campaign_period: Literal["week", "month", "year", "none"] = "month"
     schedule: Schedule | None = Field(
         default=None, description="planning job and cron; None = planned on demand only"
+    )
+    uplift_targeting: UpliftTargeting | None = Field(
+        default=None, description="send only where uplift × value > cost (ml.uplift_scores)"
     )
 
     @model_validator(mode="after")

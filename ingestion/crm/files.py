@@ -268,13 +268,15 @@ def prepare_file(
     relative = path.relative_to(root).as_posix()
     # The field map is part of the batch: the same file read by another map is new data.
     map_tag = field_map.path.read_bytes() if field_map.path else field_map.name.encode()
-    digest = hashlib.sha256(f"{relative}\0{file_digest(path)}\0".encode() + map_tag)
+    # The file is hashed once (SHA-256 of a 1M-row export costs about as much as parsing it).
+    content = file_digest(path)
+    digest = hashlib.sha256(f"{relative}\0{content}\0".encode() + map_tag)
     batch_id = f"crm-file-{entity}-" + digest.hexdigest()[:32]
     if field_map.path is None or field_map.path == DEFAULT_FIELD_MAP.resolve():
         # Batch ids of the built-in map stay what they were (loads before field maps).
         batch_id = (
             f"crm-file-{entity}-"
-            + hashlib.sha256(f"{relative}\0{file_digest(path)}".encode()).hexdigest()[:32]
+            + hashlib.sha256(f"{relative}\0{content}".encode()).hexdigest()[:32]
         )
     if batch_id in done:
         return PreparedFile(entity_map.table, batch_id, relative, None)

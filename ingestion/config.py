@@ -30,6 +30,26 @@ class CrmApiConfig(BaseModel):
     attempts: int = 6
 
 
+class KafkaConfig(BaseModel):
+    """A Kafka topic the receiver appends webhooks to and the loader reads them from.
+
+    `options` are extra librdkafka settings for both ends (e.g. ``security.protocol``,
+    ``sasl.*``). `delivery_timeout_ms` bounds how long a webhook request waits for the
+    broker's acknowledgement before it is answered 503 (the provider retries).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    bootstrap: str
+    topic: str = "revisit.messenger-webhooks"
+    group: str = "revisit-messenger-loader"
+    delivery_timeout_ms: int = 10_000
+    # Requests arriving within this window share one produce request (and one ack).
+    linger_ms: float = 2.0
+    batch_max: int = 5_000
+    options: dict[str, str] = {}
+
+
 class ReceiverConfig(BaseModel):
     """Everything the webhook receiver needs: where it listens, the providers' secrets, where
     it spools."""
@@ -51,3 +71,5 @@ class ReceiverConfig(BaseModel):
     # which would lengthen every group commit. Set for the worker process at start (None:
     # leave the interpreter's setting).
     gil_switch_interval_s: float | None = 0.0005
+    # Set: webhooks go to this Kafka topic instead of the spool (ingestion.messenger.kafka).
+    kafka: KafkaConfig | None = None

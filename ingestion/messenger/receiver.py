@@ -9,16 +9,19 @@ Endpoints:
 - ``POST /webhooks/telegram`` — Bot API updates, ``X-Telegram-Bot-Api-Secret-Token``.
 - ``POST /webhooks/sms`` — delivery reports, ``X-Signature`` HMAC of the raw body.
 - ``GET  /webhooks/health`` — JSON counters of the answering worker process (`pid`): answers
-  by status code, spool group commits (`spool_batches`) and the records they wrote
-  (`spool_records`).
+  by status code, the sink (`spool` or `kafka`), spool group commits (`spool_batches`) and
+  the records they wrote (`spool_records`) — for Kafka, the acknowledgement rounds and the
+  records the broker acknowledged.
 
-Answers: 200 once the raw body is durably in the spool (see `ingestion.messenger.spool`);
+Answers: 200 once the raw body is durably in the spool (see `ingestion.messenger.spool`) or,
+with ``config.kafka`` set, acknowledged by the Kafka broker (`ingestion.messenger.kafka`);
 401 when the signature/token header is missing; 403 when it does not match (nothing
 stored); 400 for a correctly signed body that is not a JSON object (nothing stored: a
 retry of the same bytes cannot succeed either, so it is logged with its size and dropped
 rather than kept in a reject log); 413 for bodies over `max_body_bytes`; 503 if the spool
-cannot write (the provider retries). Parsing into events is left to the loader: the hot
-path only authenticates, checks the body is JSON, and appends.
+cannot write or the broker did not acknowledge in time (the provider retries). Parsing into
+events is left to the loader: the hot path only authenticates, checks the body is JSON, and
+appends.
 """
 
 from __future__ import annotations
@@ -33,12 +36,15 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ingestion.config import ReceiverConfig
 from ingestion.messenger.signing import signature_matches
 from ingestion.messenger.spool import Spool
+
+if TYPE_CHECKING:
+    from ingestion.messenger.kafka import KafkaSink
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +86,7 @@ _RESPONSES = {
     404: _plain(404, b"not found"),
     405: _plain(405, b"method not allowed"),
     413: _plain(413, b"body too large"),
-    503: _plain(503, b"spool unavailable, retry"),
+    503: _plain(503, b"not stored, retry"),
 }
 
 
@@ -94,7 +100,7 @@ class WebhookApp:
             "sms": config.sms_webhook_secret.encode(),
             "telegram": config.telegram_secret_token.encode(),
         }
-        self.spool: Spool | None = None
+        self.sink: Spool | KafkaSink | None = None
         self.counters: Counter[str] = Counter()
         self._start_lock: asyncio.Lock | None = None
 
@@ -128,7 +134,8 @@ class WebhookApp:
                 return
 
     async def start(self) -> None:
-        """Recover dead segments and start the spool writer (idempotent)."""
+        """Start the sink (idempotent): the spool writer after recovering dead segments, or
+        the Kafka producer."""
         if self.config.gil_switch_interval_s is not None:
             sys.setswitchinterval(self.config.gil_switch_interval_s)
         # Everything imported so far lives as long as the process: moved out of the cyclic
@@ -138,20 +145,26 @@ class WebhookApp:
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
-            if self.spool is None:
-                spool = Spool(
-                    self.config.spool_root,
-                    max_bytes=self.config.segment_max_bytes,
-                    max_age_s=self.config.segment_max_age_s,
-                )
-                await spool.start()
-                self.spool = spool
+            if self.sink is None:
+                sink: Spool | KafkaSink
+                if self.config.kafka is not None:
+                    from ingestion.messenger.kafka import KafkaSink
+
+                    sink = KafkaSink(self.config.kafka)
+                else:
+                    sink = Spool(
+                        self.config.spool_root,
+                        max_bytes=self.config.segment_max_bytes,
+                        max_age_s=self.config.segment_max_age_s,
+                    )
+                await sink.start()
+                self.sink = sink
 
     async def stop(self) -> None:
-        """Flush and close the current segment (clean shutdown → a closed segment)."""
-        if self.spool is not None:
-            spool, self.spool = self.spool, None
-            await spool.close()
+        """Flush and close the sink (clean shutdown → a closed segment / no record in flight)."""
+        if self.sink is not None:
+            sink, self.sink = self.sink, None
+            await sink.close()
 
     async def _answer(self, send: Send, status: int) -> int:
         start, body = _RESPONSES[status]
@@ -212,15 +225,15 @@ class WebhookApp:
             )
             return await self._answer(send, 400)
 
-        spool = self.spool
-        if spool is None:
+        sink = self.sink
+        if sink is None:
             await self.start()
-            spool = self.spool
-            assert spool is not None
+            sink = self.sink
+            assert sink is not None
         try:
-            await spool.append(provider, body)
+            await sink.append(provider, body)
         except Exception:
-            log.exception("%s webhook: spool append failed", provider)
+            log.exception("%s webhook: %s append failed", provider, type(sink).__name__)
             return await self._answer(send, 503)
         return await self._answer(send, 200)
 
@@ -238,10 +251,11 @@ class WebhookApp:
         return await self._answer(send, 403)
 
     async def _health(self, send: Send) -> int:
-        spool = self.spool
+        spool = self.sink  # the health keys predate the Kafka sink: kept for their readers
         body = json.dumps(
             {
                 "status": "ok" if spool is not None else "starting",
+                "sink": "spool" if self.config.kafka is None else "kafka",
                 "pid": os.getpid(),
                 "responses": dict(self.counters),
                 "open_segment": None

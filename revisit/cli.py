@@ -349,10 +349,12 @@ def webhooks_serve(
     # Off loopback, anyone can sign with the published development secrets: refuse.
     settings.refuse_dev_secrets(webhook_host=config.host)
 
+    sink = config.spool_root if config.kafka is None else f"kafka topic {config.kafka.topic}"
+
     def ready(bound_port: int) -> None:
         console.print(
             f"receiving webhooks on http://{config.host}:{bound_port}"
-            f"/webhooks/{{whatsapp,telegram,sms}} → {config.spool_root}"
+            f"/webhooks/{{whatsapp,telegram,sms}} → {sink}"
         )
 
     serve(config, workers=workers, on_ready=ready)
@@ -375,17 +377,30 @@ def webhooks_replay(
 
 @webhooks_app.command("load")
 def webhooks_load() -> None:
-    """Load closed spool segments into raw.messenger_events (each exactly once)."""
+    """Load closed spool segments (and, with REVISIT_WEBHOOK_SINK=kafka, the webhook topic)
+    into raw.messenger_events (each exactly once)."""
     from ingestion.messenger import load_spool
     from warehouse.load import prepare_raw
 
     settings = get_settings()
+    kafka = settings.kafka()
     with warehouse.connect(settings.warehouse_dsn) as client:
         prepare_raw(client)
         results = load_spool(client, settings.spool_dir)
+        if kafka is not None:
+            from ingestion.messenger.kafka import load_topic
+
+            batches = load_topic(client, kafka)
     loaded = sum(r.rows_loaded for r in results)
     quarantined = sum(r.rows_quarantined for r in results)
     console.print(f"{len(results)} segment(s): {loaded} event(s) loaded, {quarantined} quarantined")
+    if kafka is not None:
+        loaded = sum(r.rows_loaded for r in batches)
+        quarantined = sum(r.rows_quarantined for r in batches)
+        console.print(
+            f"kafka topic {kafka.topic}: {len(batches)} batch(es), {loaded} event(s) loaded, "
+            f"{quarantined} quarantined"
+        )
 
 
 @app.command()

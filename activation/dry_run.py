@@ -23,6 +23,23 @@ from rich.table import Table
 
 from activation.planner import plan
 from activation.trigger_specs import AnyTrigger
+from warehouse.privacy import mask_text
+
+
+def masked_texts(client: Client, rows: Sequence[tuple[str, str, str]]) -> list[str]:
+    """Sample texts fit to show (reports, logs, Dagster metadata): phones masked and the
+    customer's name (from marts.dim_customers) replaced by `‹name›`. `rows`:
+    (business_id, customer_id, text)."""
+    keys = sorted({(b, c) for b, c, _ in rows})
+    names: dict[tuple[str, str], str] = {}
+    if keys:
+        found = client.query(
+            "SELECT business_id, customer_id, full_name FROM marts.dim_customers "
+            "WHERE (business_id, customer_id) IN {k:Array(Tuple(String, String))}",
+            parameters={"k": keys},
+        ).result_rows
+        names = {(b, c): n or "" for b, c, n in found}
+    return [mask_text(text, [names.get((b, c), "")]) for b, c, text in rows]
 
 
 class Count(BaseModel):
@@ -172,8 +189,10 @@ def dry_run(
             parameters=p,
         ).result_rows
         fields = ("trigger", "business_id", "customer_id", "channel", "send_at", "decision")
+        texts = masked_texts(client, [(r[1], r[2], r[6]) for r in sample_rows])
         samples = [
-            SampleMessage(**dict(zip(fields, r[:6], strict=True)), text=r[6]) for r in sample_rows
+            SampleMessage(**dict(zip(fields, r[:6], strict=True)), text=text)
+            for r, text in zip(sample_rows, texts, strict=True)
         ]
         sent = "AND decision = 'planned'"
         return DryRunReport(

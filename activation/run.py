@@ -166,6 +166,7 @@ def plan(
     if outbox is None:
         raise ValueError("a live plan needs the outbox")
     from activation import planner
+    from activation.dry_run import masked_texts
 
     result = planner.plan(client, triggers, now=now, horizon=horizon)
     enqueued = outbox.enqueue([*result.messages(), *result.holdout_messages()], now=now)
@@ -174,7 +175,9 @@ def plan(
     for spec in triggers:
         rows = counts[counts.trigger == spec.name]
         excluded = rows[rows.decision == "excluded"]
-        texts = result.planned.loc[result.planned.trigger == spec.name, "text"]
+        head = result.planned.loc[
+            result.planned.trigger == spec.name, ["business_id", "customer_id", "text"]
+        ].head(SAMPLES_PER_TRIGGER)
         outcomes.append(
             TriggerOutcome(
                 trigger=spec.name,
@@ -183,7 +186,10 @@ def plan(
                     str(r): int(n) for r, n in excluded.groupby("reason").n.sum().items()
                 },
                 skipped=result.skipped.get(spec.name, ""),
-                samples=[str(t) for t in texts.head(SAMPLES_PER_TRIGGER)],
+                # Shown in logs and Dagster metadata: names and phones masked.
+                samples=masked_texts(
+                    client, [(str(b), str(c), str(t)) for b, c, t in head.itertuples(index=False)]
+                ),
             )
         )
     return PlanReport(

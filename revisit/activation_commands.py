@@ -9,15 +9,14 @@ from); 2 bad settings or usage (a missing provider setting for a live send, an u
 trigger, a bad `--at`).
 
 Output never shows a full phone number or a customer's name: phones are masked
-(`+7 *** *** 12 34`), names in sample texts are replaced by `‹name›`.
+(`+7916***1234`, `warehouse.privacy`), names in sample texts are replaced by `‹name›`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,6 +24,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from warehouse.privacy import mask_phone, mask_text
 
 if TYPE_CHECKING:
     from activation.outbox import Outbox
@@ -84,32 +85,7 @@ AtOption = Annotated[
 ]
 
 
-# --- privacy -------------------------------------------------------------------------------
-
-_PHONE = re.compile(r"\+?\d[\d ()-]{6,}\d")
-
-
-def mask_phone(phone: str) -> str:
-    """`+79161234567` → `+7 *** *** 45 67`: the country code and the last four digits."""
-    digits = re.sub(r"\D", "", phone or "")
-    if len(digits) < 6:
-        return "***" if digits else ""
-    try:
-        import phonenumbers
-
-        country = str(phonenumbers.parse("+" + digits).country_code)
-    except Exception:  # not a parseable E.164 number: keep one digit, still masked
-        country = digits[0]
-    return f"+{country} *** *** {digits[-4:-2]} {digits[-2:]}"
-
-
-def mask_text(text: str, names: Iterable[str] = ()) -> str:
-    """Phones masked; every part of the given names replaced by `‹name›`."""
-    out = _PHONE.sub(lambda m: mask_phone(m.group()), text or "")
-    for part in sorted({p for n in names for p in (n or "").split() if len(p) > 1}, key=len,
-                       reverse=True):  # fmt: skip
-        out = re.sub(rf"\b{re.escape(part)}\b", "‹name›", out)
-    return out
+# --- privacy: the one masking module (warehouse.privacy) -----------------------------------
 
 
 # --- plumbing ------------------------------------------------------------------------------

@@ -183,6 +183,72 @@ def init(
             "token, Telegram setWebhook secret_token, SMS gateway) and replace the provider "
             "and CRM tokens with the ones they issued; restart the receiver and workers."
         )
+    if "customer_id_key" in written:
+        console.print(
+            "The customer-id key is new: if this installation already holds data, run "
+            "`revisit migrate customer-ids` to rewrite the stored ids under it."
+        )
+
+
+migrate_app = typer.Typer(help="Migrations of stored data.")
+app.add_typer(migrate_app, name="migrate")
+
+
+@migrate_app.command("customer-ids")
+def migrate_customer_ids_command(
+    skip_dbt: Annotated[
+        bool, typer.Option("--skip-dbt", help="Rewrite raw data only; no dbt full refresh.")
+    ] = False,
+) -> None:
+    """Rewrite every stored customer_id under the current customer-id key (after
+    upgrading from unkeyed ids, or after `revisit init --rotate`), then rebuild the marts
+    (`dbt build --full-refresh`). Refused (exit 1) while the activation outbox holds
+    rows: its idempotency keys are derived from the old ids."""
+    from ingestion.rekey import migrate_customer_ids
+    from warehouse.dbt_runner import run_dbt
+
+    settings = get_settings()
+    held = _outbox_rows(settings)
+    if held:
+        raise _fail(
+            f"the activation outbox holds {held} row(s) keyed by the current customer ids: "
+            "re-keying would let the planner enqueue the same messages and accruals again "
+            "under new idempotency keys (a double accrual at the ledger). Migrate before "
+            "activation runs live, or keep the current key."
+        )
+    with warehouse.connect(settings.warehouse_dsn) as client:
+        report = migrate_customer_ids(client, settings.id_key)
+    changed = ", ".join(f"{name} {n:,}" for name, n in report.changed.items() if n) or "none"
+    console.print(f"customer ids: {report.phones:,} phone(s) hashed; rows changed: {changed}")
+    if skip_dbt or not report.total_changed:
+        return
+    try:
+        run_dbt(["build", "--full-refresh"], settings.dbt())
+    except Exception as ex:
+        raise _fail(f"dbt build --full-refresh failed: {ex}") from None
+    console.print("marts rebuilt (dbt build --full-refresh)")
+
+
+def _outbox_rows(settings: Settings) -> int:
+    """Rows in the activation outbox (0 when the state store has none yet)."""
+    from sqlalchemy import create_engine, inspect
+
+    from activation.outbox import TABLES
+
+    state = settings.state_dsn
+    if state.startswith("sqlite:///") and not Path(state.removeprefix("sqlite:///")).exists():
+        return 0  # never created: nothing was planned live
+    engine = create_engine(state)
+    try:
+        with engine.connect() as conn:
+            names = set(inspect(conn).get_table_names())
+            return sum(
+                conn.exec_driver_sql(f"SELECT count(*) FROM {table.name}").scalar_one()
+                for table in TABLES.values()
+                if table.name in names
+            )
+    finally:
+        engine.dispose()
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -19,6 +19,7 @@ from dagster import (
 
 from activation.reconcile import ReconcileReport
 from activation.run import FailureSummary
+from warehouse.privacy import mask_text
 
 DELIVERIES = AssetKey(["activation", "deliveries"])
 DELIVERY_FAILURES = "delivery_failures"
@@ -81,6 +82,9 @@ def failures_evaluation(summary: FailureSummary) -> AssetCheckEvaluation:
             "failed": summary.failed,
             "dead": summary.dead,
             "by_provider_and_code": MetadataValue.json(summary.by_provider_and_code),
-            "examples": MetadataValue.md("\n".join(f"- {e}" for e in summary.examples())),
+            # Provider error bodies may quote the recipient: masked like every shown value.
+            "examples": MetadataValue.md(
+                "\n".join(f"- {mask_text(e)}" for e in summary.examples())
+            ),
         },
     )

@@ -72,10 +72,12 @@ def test_dry_run_reports_counts_exclusions_and_samples(client, fx: Fixtures) -> 
     assert sum(c.n for c in report.by_segment) == sum(
         n for (t, d), n in by.items() if d == "planned"
     )
+    # Samples are shown (CLI, logs, Dagster metadata): the customer's name is masked.
     assert any(
-        s.text.startswith("Анна, с наступающим днём рождения (12.03)") for s in report.samples
+        s.text.startswith("‹name›, с наступающим днём рождения (12.03)") for s in report.samples
     )
     out = report.render()
+    assert "Анна" not in out and "Анна" not in report.to_json()
     assert "birthday_greeting" in out and "opted_out" in out and "nothing was sent" in out
     assert json.loads(report.to_json())["candidates"] == report.candidates
     leftovers = client.query(

@@ -65,6 +65,8 @@ BENCHES = [
           ("--visits", "2000000", "--customers", "100000", "--runs", "1")),
     Bench("report", "the marketer's report (HTML, XLSX, PDF) for the 20k demo ≤ 10 s",
           ("--customers", "20000", "--runs", "3"), ("--customers", "2000", "--runs", "1")),
+    Bench("crash", "≥ 20 random SIGKILLs per area: 0 lost, 0 duplicated, 0 double effects",
+          ("--kills", "20", "--seed", "17"), ("--kills", "3", "--seed", "17")),
 ]  # fmt: skip
 
 
@@ -89,7 +91,8 @@ def run(bench: Bench, quick: bool) -> dict[str, object]:
     return result
 
 
-HEADLINE_PARTS = ("per_s", "second", "median", "_ms", "gap", "beats", "error_pct", "failed")
+HEADLINE_PARTS = ("per_s", "second", "median", "_ms", "gap", "beats", "error_pct", "failed",
+                  "_kills", "_lost", "_duplicated", "_double_effects")  # fmt: skip
 
 
 def _headline(key: str) -> bool:

@@ -104,7 +104,7 @@ def test_the_delivery_check_holds_each_provider_to_its_guarantee() -> None:
                     "telegram": {}, "ledger": {"acc-1": 2}},
     }  # fmt: skip
     found = Findings()
-    check_deliveries(reference, got, found, datetime.now(UTC))
+    check_deliveries(reference, got, found, datetime.now(UTC), crashes=1)
     # The ledger twice and WhatsApp's unnoted second send break the guarantee; WhatsApp's
     # noted resend is the documented one; Telegram's sent row without an effect is lost.
     assert (found.double_effects, found.documented_resends) == (2, 1), found.details

@@ -204,6 +204,16 @@ def _postgres_pids(postmaster: int) -> list[int]:
     return pids
 
 
+def _pg_cpu(postmaster: int, backend: int) -> float:
+    """CPU seconds so far of the backend plus the postmaster's reaped children (the
+    parallel workers of a finished query)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    own = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
+    main = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    # Fields after the name, from 0: utime 11, stime 12, cutime 13, cstime 14.
+    return (int(own[11]) + int(own[12]) + int(main[13]) + int(main[14])) / tick
+
+
 class PostgresMemory:
     """Peak over 20 ms samples of Σ RssAnon (private) + max RssShmem (shared, once)."""
 
@@ -233,8 +243,9 @@ class PostgresMemory:
 # --- child processes -------------------------------------------------------------------------
 
 
-def _measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run a child: (wall seconds, its peak RSS in MiB, its stdout). Raises on failure.
+def _measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
+    """Run a child: (wall seconds, CPU seconds, peak RSS in MiB, its stdout). Raises on
+    failure.
 
     Peak RSS: the child's high-water mark (VmHWM, polled every 50 ms; dbt, pandas and
     chDB work in the one process). rusage's ru_maxrss would not do: Linux carries the
@@ -243,16 +254,21 @@ def _measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float,
     peak_kb = 0
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=PROJECT_ROOT, text=True)
-        while proc.poll() is None:
+        while True:
             peak_kb = max(peak_kb, _status_kb(proc.pid, "VmHWM"))
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
             time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - started
+        cpu = usage.ru_utime + usage.ru_stime
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {(stderr or stdout)[-3000:]}")
-    return wall, peak_kb / 1024, stdout
+    return wall, cpu, peak_kb / 1024, stdout
 
 
 def _rss_mib() -> float:
@@ -266,12 +282,12 @@ def pandas_worker(parquet: Path, result: Path, as_of: date) -> None:
     visits = pd.read_parquet(parquet)
     read_s = time.perf_counter() - started
     loaded = _rss_mib()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     rfm = rfm_pandas(visits, as_of, pd.read_csv(SEGMENT_MAP, dtype=str))
-    compute_s = time.perf_counter() - started
+    compute_s, compute_cpu_s = time.perf_counter() - started, time.process_time() - cpu
     rfm[["business_id", "customer_id", *COMPARED]].to_parquet(result)
-    print(json.dumps({"read_s": read_s, "compute_s": compute_s, "baseline_rss_mib": baseline,
-                      "loaded_rss_mib": loaded}))  # fmt: skip
+    timings = {"read_s": read_s, "compute_s": compute_s, "compute_cpu_s": compute_cpu_s}
+    print(json.dumps({**timings, "baseline_rss_mib": baseline, "loaded_rss_mib": loaded}))
 
 
 def chdb_worker(path: Path, sql_file: Path) -> None:
@@ -281,14 +297,14 @@ def chdb_worker(path: Path, sql_file: Path) -> None:
     connection = chdb_connect(str(path))
     connection.query("DROP TABLE IF EXISTS marts.customer_rfm_direct")
     baseline = _rss_mib()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     connection.query(
         "CREATE TABLE marts.customer_rfm_direct ENGINE = MergeTree ORDER BY tuple() AS "
         + sql_file.read_text()
     )
-    elapsed = time.perf_counter() - started
+    elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     connection.close()
-    print(json.dumps({"query_s": elapsed, "baseline_rss_mib": baseline}))
+    print(json.dumps({"query_s": elapsed, "query_cpu_s": cpu_s, "baseline_rss_mib": baseline}))
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -392,9 +408,10 @@ def _run(options: argparse.Namespace, base: Path, as_of: date) -> dict:
     from warehouse.dbt_runner import dbt_env
 
     env = {**os.environ, **dbt_env(config)}
-    dbt_runs, model_runs, dbt_rss = [], [], []
+    dbt_runs, model_runs, dbt_rss, dbt_cpu = [], [], [], []
     for _ in range(options.runs):
-        wall, rss, _ = _measured(dbt_cmd, env)
+        wall, cpu, rss, _ = _measured(dbt_cmd, env)
+        dbt_cpu.append(cpu)
         results = json.loads((run_target_path(config) / "run_results.json").read_text())
         failed = [
             r["unique_id"] for r in results["results"] if r["status"] not in ("success", "pass")
@@ -406,13 +423,14 @@ def _run(options: argparse.Namespace, base: Path, as_of: date) -> dict:
         dbt_rss.append(rss)
     tests = len(results["results"]) - 1
     compiled = next(run_target_path(config).glob("compiled/**/customer_rfm.sql"))
-    direct_runs, direct_rss = [], []
+    direct_runs, direct_rss, direct_cpu = [], [], []
     for _ in range(options.runs):
-        _, rss, out = _measured(
+        _, _, rss, out = _measured(
             [sys.executable, "-m", "benchmarks.bench_peers", "--chdb-worker",
              str(settings.warehouse_dsn.removeprefix("chdb://")), str(compiled)]
         )  # fmt: skip
         direct_runs.append(json.loads(out.splitlines()[-1])["query_s"])
+        direct_cpu.append(json.loads(out.splitlines()[-1])["query_cpu_s"])
         direct_rss.append(rss)
     with warehouse.connect(settings.warehouse_dsn) as client:
         ours = client.query_df(
@@ -427,14 +445,15 @@ def _run(options: argparse.Namespace, base: Path, as_of: date) -> dict:
 
     # pandas, in a child process of its own (peak RSS is the process's).
     result = exports / "rfm_pandas.parquet"
-    pandas_runs, pandas_read, pandas_rss, pandas_base = [], [], [], []
+    pandas_runs, pandas_read, pandas_rss, pandas_base, pandas_cpu = [], [], [], [], []
     for _ in range(options.runs):
-        _, rss, out = _measured(
+        _, _, rss, out = _measured(
             [sys.executable, "-m", "benchmarks.bench_peers", "--pandas-worker", str(parquet),
              str(result), AS_OF]
         )  # fmt: skip
         timing = json.loads(out.splitlines()[-1])
         pandas_runs.append(timing["compute_s"])
+        pandas_cpu.append(timing["compute_cpu_s"])
         pandas_read.append(timing["read_s"])
         pandas_rss.append(rss)
         pandas_base.append(timing["baseline_rss_mib"])
@@ -482,13 +501,16 @@ def _run(options: argparse.Namespace, base: Path, as_of: date) -> dict:
         pg_load_s = time.perf_counter() - started
         sql = rfm_postgres_sql(as_of)
         plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql).fetchall())
-        pg_runs, pg_mem = [], []
+        pg_runs, pg_mem, pg_cpu = [], [], []
+        backend = conn.info.backend_pid
         for _ in range(options.runs):
             conn.execute("DROP TABLE IF EXISTS customer_rfm")
             with PostgresMemory(data_dir) as memory:
+                cpu = _pg_cpu(memory.postmaster, backend)
                 started = time.perf_counter()
                 conn.execute("CREATE UNLOGGED TABLE customer_rfm AS " + sql)
                 pg_runs.append(time.perf_counter() - started)
+                pg_cpu.append(_pg_cpu(memory.postmaster, backend) - cpu)
             pg_mem.append(memory.peak_kb / 1024)
         rows = conn.execute(
             "SELECT business_id, customer_id, recency_days, frequency, "
@@ -518,6 +540,16 @@ def _run(options: argparse.Namespace, base: Path, as_of: date) -> dict:
         "chdb_direct_s": round(direct_s, 2),
         "pandas_s": round(pandas_s, 2),
         "pandas_read_s": round(statistics.median(pandas_read), 2),
+        "chdb_dbt_cpu_s": round(statistics.median(dbt_cpu), 2),
+        "chdb_direct_cpu_s": round(statistics.median(direct_cpu), 2),
+        "pandas_cpu_s": round(statistics.median(pandas_cpu), 2),
+        "postgres_cpu_s": round(statistics.median(pg_cpu), 2),
+        "postgres_cpu_over_chdb_direct_cpu": round(
+            statistics.median(pg_cpu) / statistics.median(direct_cpu), 1
+        ),
+        "pandas_cpu_over_chdb_direct_cpu": round(
+            statistics.median(pandas_cpu) / statistics.median(direct_cpu), 1
+        ),
         "postgres_s": round(pg_s, 2),
         "pg_load_s": round(pg_load_s, 1),
         "pg_copy_s": round(copy_s, 1),

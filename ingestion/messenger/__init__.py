@@ -3,7 +3,9 @@
 - `create_app(config)` / `serve(config)` — the receiver (`receiver.py`), configured by
   `ingestion.config.ReceiverConfig`;
 - `Spool`, `recover_open_segments` — the append-only, group-committed spool (`spool.py`);
-- `load_spool(client, spool_dir)` — closed segments → ``raw.messenger_events`` (`loader.py`).
+- `load_spool(client, spool_dir)` — closed segments → ``raw.messenger_events`` (`loader.py`);
+- `KafkaSink`, `load_topic(client, kafka_config)` — webhooks through a Kafka topic instead
+  of the spool, and the topic → ``raw.messenger_events`` loader (`kafka.py`).
 
 Names are imported lazily so the receiver process does not load pandas or the warehouse.
 """
@@ -24,6 +26,8 @@ _EXPORTS = {
     "load_segment": "loader",
     "load_spool": "loader",
     "parse_segment": "loader",
+    "KafkaSink": "kafka",
+    "load_topic": "kafka",
     "record_events": "events",
     "hmac_signature": "signing",
     "signed_headers": "signing",

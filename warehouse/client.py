@@ -129,6 +129,10 @@ def _open(target: WarehouseTarget, settings: dict[str, Any] | None) -> Client:
                 database=target.database,
                 interface="https" if target.secure else "http",
                 settings=settings or {},
+                # No session: loaders share one client between threads (a CRM folder's
+                # files load in parallel), and a session admits one query at a time.
+                # Nothing here relies on session state (SET, temporary tables).
+                autogenerate_session_id=False,
             )
         except Exception as ex:
             raise WarehouseError(f"Cannot reach ClickHouse at {target.display}: {ex}") from ex

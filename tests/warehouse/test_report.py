@@ -75,3 +75,18 @@ def test_new_business_renders_no_data_yet_everywhere(
         assert section["empty"] and section["reading"] == T["ru"]["no_data"]
     assert check_xlsx(xlsx)[0] == "Сводка"
     assert pdf_pages(pdf) == 1 + len(SECTION_IDS)
+
+
+def test_chart_text_is_escaped_and_follows_the_locale() -> None:
+    """Names come from CRMs and partners: markup in them is drawn as text, never parsed
+    (the HTML inlines the SVG); axis numbers use the report's locale."""
+    from warehouse.report import charts
+
+    names = ['<script>alert("x")</script>', "Салон «Ромашка» & Co", "</svg><img src=x>"]
+    for lang, thousands in (("ru", "1\u00a0500"), ("en", "1,500")):
+        chart = charts.bars(names, [1500.0, 40.0, 3.0], "Клиентов", lang, [True, False, False])
+        assert "<script" not in chart.svg and "<img" not in chart.svg
+        assert "&lt;script&gt;" in chart.svg and "Салон «Ромашка» &amp; Co" in chart.svg
+        assert thousands in chart.svg, f"{lang}: axis labels not in the locale"
+        assert chart.svg.count("<svg") == 1 and chart.width > 300 and chart.height > 50
+        assert chart.png.startswith(b"\x89PNG") and len(chart.png) > 2000

@@ -1,184 +1,280 @@
-"""The report's charts as PNG bytes (one rendering serves HTML, XLSX and PDF).
+"""The report's charts: Vega-Lite specifications rendered by vl-convert (the Vega team's
+Rust renderer, a wheel with no browser and no network) to SVG, which the HTML inlines,
+and to PNG, which the XLSX and PDF embed.
 
-`matplotlib.figure.Figure` on the Agg canvas, as ml/plots.py does: no pyplot state.
+Why not matplotlib (which ml/plots.py uses): a report has seven charts per business
+and the demo has fifty businesses; matplotlib spent ~0.1 s per chart laying out ticks and
+text in Python, vl-convert renders the same chart several times faster
+(`benchmarks/bench_report.py`). Numbers in axes follow the report's locale (d3-format's
+ru-RU and en-US), text is set in DejaVu Sans (the font the PDF uses) so Cyrillic renders
+the same everywhere.
 """
 
 from __future__ import annotations
 
-import io
-import textwrap
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Any
 
+import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+import vl_convert
 
-DPI = 96
 HIGHLIGHT = "#c0392b"
+BLUE = "#2c7fb8"
+FONT = "DejaVu Sans"
+# PNG pixels per SVG pixel: sharp enough for print (PDF) and Excel's zoom.
+PNG_SCALE = 1.5
+FORMAT_LOCALES = {"ru": "ru-RU", "en": "en-US"}
+CONFIG = {
+    "font": FONT,
+    "view": {"stroke": None},
+    "axis": {"labelFontSize": 10, "titleFontSize": 11, "grid": False},
+    "legend": {"labelFontSize": 10, "titleFontSize": 10, "labelLimit": 260},
+    "title": {"fontSize": 12},
+}
+_SIZE = re.compile(r'<svg[^>]*?width="([\d.]+)" height="([\d.]+)"')
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig
+@dataclass
+class Chart:
+    """One rendered chart: `svg` (inline in HTML) of `width` × `height` CSS pixels, and
+    its `png` (XLSX, PDF; PNG_SCALE times as many pixels), rasterised on first use: an
+    HTML-only report never pays for it."""
+
+    svg: str
+    width: int
+    height: int
+
+    @cached_property
+    def png(self) -> bytes:
+        return vl_convert.svg_to_png(self.svg, scale=PNG_SCALE)
 
 
-def _margins(fig: Figure, labels: Sequence[str] = (), *, fontsize: float = 8,
-             bottom: float = 0.6, right: float = 0.15, top: float = 0.3) -> None:  # fmt: skip
-    """Fixed margins in inches: on the left room for the longest y label (about 0.6
-    of the font size per character), the rest as given."""
-    width, height = fig.get_size_inches()
-    longest = max((len(str(label)) for label in labels), default=4)
-    left = 0.25 + longest * fontsize * 0.6 / 72
-    fig.subplots_adjust(left=min(left / width, 0.5), right=1 - right / width,
-                        bottom=bottom / height, top=1 - top / height)  # fmt: skip
+@cache
+def _fonts() -> None:
+    # The fonts matplotlib ships: the same on every machine, with Cyrillic and ₽.
+    vl_convert.register_font_directory(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf"))
 
 
-def png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    # Margins are set per chart (`_margins`): a constrained layout or a tight bounding box
-    # would draw every figure two or more times, and charts are most of a report's time.
-    fig.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
+def render(spec: dict[str, Any], lang: str) -> Chart:
+    """Render a Vega-Lite spec (inline data only: no URL may be fetched)."""
+    _fonts()
+    spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", **spec}
+    svg = vl_convert.vegalite_to_svg(
+        spec, config=CONFIG, format_locale=FORMAT_LOCALES[lang], allowed_base_urls=[]
+    )
+    width, height = (round(float(v)) for v in _SIZE.search(svg).groups())
+    return Chart(svg=svg, width=width, height=height)
 
 
-def rfm_grid(cells: pd.DataFrame, labels: dict[str, str]) -> bytes:
+def _values(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.to_dict("records")
+
+
+def rfm_grid(cells: pd.DataFrame, labels: dict[str, str], lang: str) -> Chart:
     """27 cells: one 3×3 recency × frequency panel per monetary score; colour = share of
     customers, text = customers and share of revenue. `cells` has r, f, m, customers,
     revenue_share, customer_share."""
-    fig = _figure(9, 3.4)
-    axes = fig.subplots(1, 3, sharey=True)
+    data = cells.assign(
+        R=cells.r.map(lambda r: f"R{r}"), F=cells.f.map(lambda f: f"F{f}"),
+        panel=cells.m.map(lambda m: labels["m_panel"].format(m=m)),
+        text=[f"{c:,}".replace(",", "\u202f") + f"\n{s:.0%}"
+              for c, s in zip(cells.customers, cells.revenue_share, strict=True)],
+    )[["R", "F", "panel", "customer_share", "text"]]  # fmt: skip
     top = max(float(cells.customer_share.max()), 1e-9) if len(cells) else 1.0
-    for m, ax in zip((1, 2, 3), axes, strict=True):
-        grid = np.zeros((3, 3))
-        for row in cells[cells.m == m].itertuples():
-            grid[3 - row.r, row.f - 1] = row.customer_share
-            ax.text(row.f - 1, 3 - row.r, f"{row.customers:,}\n{row.revenue_share:.0%}",
-                    ha="center", va="center", fontsize=8,
-                    color="white" if row.customer_share > top * 0.55 else "black")  # fmt: skip
-        ax.imshow(grid, cmap="Blues", vmin=0, vmax=top)
-        ax.set_xticks(range(3), [f"F{f}" for f in (1, 2, 3)])
-        ax.set_yticks(range(3), [f"R{r}" for r in (3, 2, 1)])
-        ax.set_title(labels["m_panel"].format(m=m), fontsize=10)
-    _margins(fig, ["R1"], bottom=0.35, right=0.1)
-    fig.subplots_adjust(wspace=0.15)
-    return png(fig)
+    cell = {
+        "x": {"field": "F", "type": "ordinal", "sort": ["F1", "F2", "F3"], "title": None},
+        "y": {"field": "R", "type": "ordinal", "sort": ["R3", "R2", "R1"], "title": None},
+    }
+    return render({
+        "data": {"values": _values(data)},
+        "facet": {"column": {"field": "panel", "type": "nominal", "title": None,
+                             "header": {"labelFontSize": 12}}},
+        "spec": {"width": 240, "height": 200, "encoding": cell, "layer": [
+            {"mark": "rect", "encoding": {"color": {
+                "field": "customer_share", "type": "quantitative", "legend": None,
+                "scale": {"scheme": "blues", "domain": [0, top]}}}},
+            {"mark": {"type": "text", "lineBreak": "\n", "fontSize": 11},
+             "encoding": {"text": {"field": "text"}, "color": {
+                 "condition": {"test": f"datum.customer_share > {top * 0.55}",
+                               "value": "white"}, "value": "black"}}},
+        ]},
+        "resolve": {"scale": {"color": "shared"}},
+    }, lang)  # fmt: skip
 
 
-def bars(names: Sequence[str], values: Sequence[float], xlabel: str,
-         highlight: Sequence[bool] | None = None) -> bytes:  # fmt: skip
-    fig = _figure(7, 0.32 * max(len(names), 3) + 0.8)
-    ax = fig.subplots()
-    colours = ["#2c7fb8" if not h else HIGHLIGHT for h in (highlight or [False] * len(names))]
-    ax.barh(list(names)[::-1], list(values)[::-1], color=colours[::-1])
-    ax.set_xlabel(xlabel)
-    ax.tick_params(axis="y", labelsize=8)
-    ax.spines[["top", "right"]].set_visible(False)
-    _margins(fig, names, fontsize=8, bottom=0.55)
-    return png(fig)
+def bars(names: Sequence[str], values: Sequence[float], xlabel: str, lang: str,
+         highlight: Sequence[bool] | None = None) -> Chart:  # fmt: skip
+    """Horizontal bars in the given order; highlighted ones in red."""
+    data = pd.DataFrame({"name": list(names), "value": list(values),
+                         "hot": list(highlight or [False] * len(names))})  # fmt: skip
+    return render({
+        "data": {"values": _values(data)}, "width": 560, "height": {"step": 22},
+        "mark": "bar",
+        "encoding": {
+            "y": {"field": "name", "type": "nominal", "sort": None, "title": None,
+                  "axis": {"labelLimit": 320}},
+            "x": {"field": "value", "type": "quantitative", "title": xlabel},
+            "color": {"condition": {"test": "datum.hot", "value": HIGHLIGHT}, "value": BLUE},
+        },
+    }, lang)  # fmt: skip
 
 
-def trend(pivot: pd.DataFrame, ylabel: str, highlight: Sequence[str]) -> bytes:
-    """One line per segment (columns) over the month ends (index)."""
-    fig = _figure(8, 3.6)
-    ax = fig.subplots()
-    for column in pivot.columns:
-        hot = column in highlight
-        ax.plot(pivot.index, pivot[column], marker="o", markersize=3,
-                linewidth=2.2 if hot else 1.2, label=column,
-                color=HIGHLIGHT if hot else None)  # fmt: skip
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1))
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.autofmt_xdate()
-    longest = max((len(str(c)) for c in pivot.columns), default=10)
-    _margins(fig, ["1000"], fontsize=10, bottom=0.75, right=0.55 + longest * 7 * 0.6 / 72)
-    return png(fig)
+def trend(pivot: pd.DataFrame, ylabel: str, highlight: Sequence[str], lang: str) -> Chart:
+    """One line per segment (columns) over the month ends (index); highlighted segments
+    drawn thicker."""
+    long = pivot.rename_axis(index="date", columns="segment").stack().rename("customers")
+    data = long.reset_index()
+    data["date"] = pd.to_datetime(data.date).dt.strftime("%Y-%m-%d")
+    data["hot"] = data.segment.isin(list(highlight))
+    return render({
+        "data": {"values": _values(data)}, "width": 620, "height": 260,
+        "mark": {"type": "line", "point": {"size": 18}},
+        "encoding": {
+            "x": {"field": "date", "type": "temporal", "title": None,
+                  "axis": {"format": "%Y-%m", "labelAngle": -40}},
+            "y": {"field": "customers", "type": "quantitative", "title": ylabel},
+            "color": {"field": "segment", "type": "nominal", "sort": list(pivot.columns),
+                      "title": None},
+            "strokeWidth": {"condition": {"test": "datum.hot", "value": 3.2}, "value": 1.4},
+        },
+    }, lang)  # fmt: skip
 
 
-def matrix(pivot: pd.DataFrame, xlabel: str, ylabel: str, highlight: Sequence[str]) -> bytes:
-    """A from × to heatmap with counts; columns named in `highlight` are outlined."""
-    fig = _figure(8, 0.38 * len(pivot.index) + 2.2)
-    ax = fig.subplots()
-    values = pivot.to_numpy(dtype=float)
-    shown = np.where(values > 0, np.log1p(values), 0)
-    ax.imshow(shown, cmap="Blues", aspect="auto")
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            if values[i, j]:
-                ax.text(j, i, f"{int(values[i, j]):,}", ha="center", va="center", fontsize=7,
-                        color="white" if shown[i, j] > shown.max() * 0.6 else "black")  # fmt: skip
-    ax.set_xticks(range(len(pivot.columns)), pivot.columns, rotation=40, ha="right", fontsize=8)
-    ax.set_yticks(range(len(pivot.index)), pivot.index, fontsize=8)
-    for j, column in enumerate(pivot.columns):
-        if column in highlight:
-            ax.add_patch(_outline(j, len(pivot.index)))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    longest = max((len(str(c)) for c in pivot.columns), default=4)
-    _margins(fig, [*pivot.index, "xx"], fontsize=8, bottom=0.5 + longest * 8 * 0.45 / 72)
-    return png(fig)
+def matrix(pivot: pd.DataFrame, xlabel: str, ylabel: str, highlight: Sequence[str],
+           lang: str) -> Chart:  # fmt: skip
+    """A from × to heatmap of counts (log colour); cells of the columns in `highlight`
+    outlined."""
+    rows, columns = list(pivot.index), list(pivot.columns)
+    long = pivot.rename_axis(index="from", columns="to").stack().rename("n").reset_index()
+    long["n"] = long.n.astype(int)
+    long["shade"] = np.log1p(long.n)
+    long["hot"] = long["to"].isin(list(highlight))
+    top = float(long.shade.max()) or 1.0
+    position = {
+        "x": {
+            "field": "to",
+            "type": "nominal",
+            "sort": columns,
+            "title": xlabel,
+            "axis": {"labelAngle": -40, "labelLimit": 180},
+        },
+        "y": {
+            "field": "from",
+            "type": "nominal",
+            "sort": rows,
+            "title": ylabel,
+            "axis": {"labelLimit": 220},
+        },
+    }
+    return render({
+        "data": {"values": _values(long)},
+        "width": {"step": 46}, "height": {"step": 24}, "encoding": position,
+        "layer": [
+            {"mark": "rect", "encoding": {"color": {
+                "field": "shade", "type": "quantitative", "legend": None,
+                "scale": {"scheme": "blues", "domain": [0, top]}}}},
+            {"mark": {"type": "rect", "fill": None, "stroke": HIGHLIGHT, "strokeWidth": 1.5},
+             "transform": [{"filter": "datum.hot"}]},
+            {"mark": {"type": "text", "fontSize": 9},
+             "transform": [{"filter": "datum.n > 0"}],
+             "encoding": {"text": {"field": "n", "type": "quantitative", "format": ",d"},
+                          "color": {"condition": {"test": f"datum.shade > {top * 0.6}",
+                                                  "value": "white"}, "value": "black"}}},
+        ],
+    }, lang)  # fmt: skip
 
 
-def _outline(column: int, rows: int):
-    from matplotlib.patches import Rectangle
+def _grouped(frame: pd.DataFrame, group: str, series: str, value: str, groups: list[str],
+             lang: str, angle: int = 0) -> Chart:  # fmt: skip
+    return render({
+        "data": {"values": _values(frame)}, "width": 640, "height": 240, "mark": "bar",
+        "encoding": {
+            "x": {"field": group, "type": "nominal", "sort": groups, "title": None,
+                  "axis": {"labelAngle": angle, "labelLimit": 120}},
+            "xOffset": {"field": series, "type": "nominal"},
+            "y": {"field": value, "type": "quantitative", "title": None},
+            "color": {"field": series, "type": "nominal", "title": None,
+                      "legend": {"orient": "top"}},
+        },
+    }, lang)  # fmt: skip
 
-    return Rectangle((column - 0.5, -0.5), 1, rows, fill=False, edgecolor=HIGHLIGHT, linewidth=2)
 
-
-def funnel(stages: Sequence[str], per_trigger: pd.DataFrame) -> bytes:
+def funnel(stages: Sequence[str], per_trigger: pd.DataFrame, lang: str) -> Chart:
     """Grouped bars: one group per funnel stage, one bar per trigger (rows)."""
-    fig = _figure(8, 3.4)
-    ax = fig.subplots()
-    width = 0.8 / max(len(per_trigger), 1)
-    x = np.arange(len(stages))
-    for i, (trigger, row) in enumerate(per_trigger.iterrows()):
-        ax.bar(x + i * width - 0.4 + width / 2, row.to_numpy(dtype=float), width, label=trigger)
-    ax.set_xticks(x, [textwrap.fill(s, 12) for s in stages], fontsize=8)
-    ax.legend(fontsize=7)
-    ax.spines[["top", "right"]].set_visible(False)
-    _margins(fig, ["1000"], fontsize=10, bottom=0.55)
-    return png(fig)
+    frame = per_trigger.copy()
+    frame.columns = list(stages)
+    long = frame.rename_axis(index="trigger", columns="stage").stack().rename("n")
+    return _grouped(long.reset_index(), "stage", "trigger", "n", list(stages), lang)
 
 
-def monthly(months: Sequence[str], series: dict[str, Sequence[float]]) -> bytes:
-    fig = _figure(8, 3.2)
-    ax = fig.subplots()
-    width = 0.8 / max(len(series), 1)
-    x = np.arange(len(months))
-    for i, (name, values) in enumerate(series.items()):
-        ax.bar(x + i * width - 0.4 + width / 2, list(values), width, label=name)
-    ax.set_xticks(x, months, rotation=40, ha="right", fontsize=8)
-    ax.legend(fontsize=7)
-    ax.spines[["top", "right"]].set_visible(False)
-    _margins(fig, ["10000"], fontsize=10, bottom=0.75)
-    return png(fig)
+def monthly(months: Sequence[str], series: dict[str, Sequence[float]], lang: str) -> Chart:
+    """Grouped bars: one group per month, one bar per series."""
+    frame = pd.DataFrame(
+        [{"month": m, "series": name, "value": float(v)}
+         for name, values in series.items() for m, v in zip(months, values, strict=True)]
+    )  # fmt: skip
+    return _grouped(frame, "month", "series", "value", list(dict.fromkeys(months)), lang, -40)
 
 
-def score(p: np.ndarray, outcomes: pd.DataFrame | None, labels: dict[str, str]) -> bytes:
+def score(p: np.ndarray, outcomes: pd.DataFrame | None, labels: dict[str, str],
+          lang: str) -> Chart:  # fmt: skip
     """Distribution of the latest scores; with outcomes, calibration and lift by decile."""
-    panels = 3 if outcomes is not None and len(outcomes) else 1
-    fig = _figure(3.2 * panels + 0.6, 3.2)
-    axes = np.atleast_1d(fig.subplots(1, panels))
-    axes[0].hist(p, bins=20, range=(0, 1), color="#2c7fb8")
-    axes[0].set(xlabel=labels["probability"], ylabel=labels["customers"],
-                title=labels["distribution"])  # fmt: skip
-    if panels == 3:
+    counts, edges = np.histogram(p, bins=20, range=(0, 1))
+    histogram = pd.DataFrame({"lo": edges[:-1], "hi": edges[1:], "n": counts})
+    panels: list[dict[str, Any]] = [{
+        "title": labels["distribution"], "width": 230, "height": 200,
+        "data": {"values": _values(histogram)}, "mark": {"type": "bar", "color": BLUE},
+        "encoding": {
+            "x": {"field": "lo", "type": "quantitative", "bin": {"binned": True, "step": 0.05},
+                  "title": labels["probability"], "scale": {"domain": [0, 1]}},
+            "x2": {"field": "hi"},
+            "y": {"field": "n", "type": "quantitative", "title": labels["customers"]},
+        },
+    }]  # fmt: skip
+    if outcomes is not None and len(outcomes):
         y = outcomes.revisited.to_numpy(dtype=float)
         prob = outcomes.p_revisit.to_numpy(dtype=float)
         which = np.minimum((prob * 10).astype(int), 9)
-        xs = [prob[which == k].mean() for k in range(10) if (which == k).any()]
-        ys = [y[which == k].mean() for k in range(10) if (which == k).any()]
-        axes[1].plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
-        axes[1].plot(xs, ys, marker="o")
-        axes[1].set(xlabel=labels["probability"], ylabel=labels["observed"], xlim=(0, 1),
-                    ylim=(0, 1), title=labels["calibration"])  # fmt: skip
+        calibration = pd.DataFrame(
+            [{"p": prob[which == k].mean(), "y": y[which == k].mean()}
+             for k in range(10) if (which == k).any()]
+        )  # fmt: skip
         overall = y.mean() or 1.0
-        lift = outcomes.assign(y=y).groupby("decile").y.mean() / overall
-        axes[2].bar(lift.index.astype(int), lift.to_numpy(), color="#2c7fb8")
-        axes[2].axhline(1, color="grey", linestyle="--", linewidth=1)
-        axes[2].set(xlabel=labels["decile"], ylabel=labels["lift"], title=labels["lift_title"])
-    _margins(fig, ["1000"], fontsize=10, bottom=0.6, top=0.4)
-    fig.subplots_adjust(wspace=0.35)
-    return png(fig)
+        lift = (outcomes.assign(y=y).groupby("decile").y.mean() / overall).rename("lift")
+        lift = lift.rename_axis("decile").reset_index()
+        unit = {"scale": {"domain": [0, 1]}}
+        panels.append({
+            "title": labels["calibration"], "width": 200, "height": 200,
+            "layer": [
+                {"data": {"values": [{"p": 0, "y": 0}, {"p": 1, "y": 1}]},
+                 "mark": {"type": "line", "color": "grey", "strokeDash": [4, 4]},
+                 "encoding": {"x": {"field": "p", "type": "quantitative"},
+                              "y": {"field": "y", "type": "quantitative"}}},
+                {"data": {"values": _values(calibration)},
+                 "mark": {"type": "line", "point": True, "color": BLUE},
+                 "encoding": {"x": {"field": "p", "type": "quantitative",
+                                    "title": labels["probability"], **unit},
+                              "y": {"field": "y", "type": "quantitative",
+                                    "title": labels["observed"], **unit}}},
+            ],
+        })  # fmt: skip
+        panels.append({
+            "title": labels["lift_title"], "width": 200, "height": 200,
+            "data": {"values": _values(lift)},
+            "layer": [
+                {"mark": {"type": "bar", "color": BLUE},
+                 "encoding": {"x": {"field": "decile", "type": "ordinal",
+                                    "title": labels["decile"]},
+                              "y": {"field": "lift", "type": "quantitative",
+                                    "title": labels["lift"]}}},
+                {"mark": {"type": "rule", "color": "grey", "strokeDash": [4, 4]},
+                 "encoding": {"y": {"datum": 1}}},
+            ],
+        })  # fmt: skip
+    return render({"hconcat": panels, "spacing": 28}, lang)

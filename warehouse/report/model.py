@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from babel.numbers import format_currency, format_decimal, format_percent
 
+from warehouse.report.charts import Chart
+
 LOCALES = {"ru": "ru_RU", "en": "en_US"}
 
 
@@ -25,7 +27,7 @@ class Section:
     id: str
     title: str
     reading: str
-    chart: bytes | None = None
+    chart: Chart | None = None
     chart_alt: str = ""
     tables: list[Table] = field(default_factory=list)
 

@@ -1,6 +1,6 @@
 """The report as a PDF with reportlab (a pure-Python wheel: no browser, no system
 library): a title block with each section's reading, then each section with its chart
-(the same PNG as the HTML) and its tables, which flow over pages with a repeated header.
+(a PNG of the HTML's SVG chart) and its tables, which flow over pages with a repeated header.
 
 Text is set in DejaVu Sans, which matplotlib ships, so Cyrillic and ₽ render."""
 
@@ -16,7 +16,6 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (
@@ -74,10 +73,9 @@ def write(report: Report, path: Path) -> None:
         head = [Paragraph(escape(section.title), styles["h2"]),
                 Paragraph(escape(section.reading), styles["body"])]  # fmt: skip
         if section.chart:
-            reader = ImageReader(io.BytesIO(section.chart))
-            width, height = reader.getSize()
+            width, height = section.chart.width, section.chart.height
             scale = min(WIDTH / width, 110 * mm / height)
-            head.append(Image(io.BytesIO(section.chart), width * scale, height * scale))
+            head.append(Image(io.BytesIO(section.chart.png), width * scale, height * scale))
         story.append(KeepTogether(head))
         for table in section.tables:
             story.append(Spacer(1, 4))

@@ -143,16 +143,16 @@ def build(
     grid = frames.get("grid", pd.DataFrame())
     asof = str(grid.snapshot.iloc[0])[:10] if len(grid) else "—"
     sections = [
-        _grid(t, grid, f),
-        _segments(t, grid, segments, suffix, labels, f),
-        _trend(t, frames.get("trend", pd.DataFrame()), labels, order, f),
-        _migration(t, frames.get("migration", pd.DataFrame()), labels, order, f),
-        _campaigns(t, frames.get("campaigns", pd.DataFrame()), f),
-        _partners(t, frames.get("dashboard", pd.DataFrame()),
+        _grid(t, lang, grid, f),
+        _segments(t, lang, grid, segments, suffix, labels, f),
+        _trend(t, lang, frames.get("trend", pd.DataFrame()), labels, order, f),
+        _migration(t, lang, frames.get("migration", pd.DataFrame()), labels, order, f),
+        _campaigns(t, lang, frames.get("campaigns", pd.DataFrame()), f),
+        _partners(t, lang, frames.get("dashboard", pd.DataFrame()),
                   frames.get("offers", pd.DataFrame()), month, f),
-        _flows(t, frames.get("flows", pd.DataFrame()), business.get("names", {}), f),
-        _score(t, frames.get("scores", pd.DataFrame()), frames.get("outcomes", pd.DataFrame()),
-               model, f),
+        _flows(t, lang, frames.get("flows", pd.DataFrame()), business.get("names", {}), f),
+        _score(t, lang, frames.get("scores", pd.DataFrame()),
+               frames.get("outcomes", pd.DataFrame()), model, f),
     ]  # fmt: skip
     for section in sections:
         if section.empty:
@@ -177,7 +177,7 @@ def _cells(grid: pd.DataFrame) -> pd.DataFrame:
     return cells
 
 
-def _grid(t: dict, grid: pd.DataFrame, f) -> Section:
+def _grid(t: dict, lang: str, grid: pd.DataFrame, f) -> Section:
     section = Section("grid", t["grid"], "")
     if grid.empty:
         return section
@@ -188,7 +188,7 @@ def _grid(t: dict, grid: pd.DataFrame, f) -> Section:
         cell=big.rfm_cell, share=f(big.customer_share, "pct"), rev=f(big.revenue_share, "pct"),
         top=f(top, "pct"),
     )  # fmt: skip
-    section.chart = charts.rfm_grid(cells, t)
+    section.chart = charts.rfm_grid(cells, t, lang)
     section.chart_alt = section.reading
     section.tables.append(Table(
         t["grid"], [t["cell"], t["customers"], t["customer_share"], t["revenue_share"]],
@@ -199,7 +199,7 @@ def _grid(t: dict, grid: pd.DataFrame, f) -> Section:
     return section
 
 
-def _segments(t, grid, segments, suffix, labels, f) -> Section:
+def _segments(t, lang: str, grid, segments, suffix, labels, f) -> Section:
     section = Section("segments", t["segments"], "")
     if grid.empty:
         return section
@@ -214,7 +214,7 @@ def _segments(t, grid, segments, suffix, labels, f) -> Section:
         seg=labels[big.segment], share=f(big.share, "pct"), risk=f(risk, "int")
     )
     names = [labels[s] for s in sizes.segment]
-    section.chart = charts.bars(names, sizes.customers.tolist(), t["customers"],
+    section.chart = charts.bars(names, sizes.customers.tolist(), t["customers"], lang,
                                 [s in SLIPPING for s in sizes.segment])  # fmt: skip
     section.chart_alt = section.reading
     section.tables.append(Table(
@@ -229,7 +229,7 @@ def _segments(t, grid, segments, suffix, labels, f) -> Section:
     return section
 
 
-def _trend(t, trend, labels, order, f) -> Section:
+def _trend(t, lang: str, trend, labels, order, f) -> Section:
     section = Section("trend", t["trend"], "")
     if trend.empty:
         return section
@@ -244,7 +244,7 @@ def _trend(t, trend, labels, order, f) -> Section:
     )  # fmt: skip
     shown = pivot.rename(columns=labels)
     shown.index = pd.to_datetime(shown.index)
-    section.chart = charts.trend(shown, t["customers"], [labels[s] for s in SLIPPING])
+    section.chart = charts.trend(shown, t["customers"], [labels[s] for s in SLIPPING], lang)
     section.chart_alt = section.reading
     section.tables.append(Table(
         t["trend"], [t["segment"], *[str(d)[:10] for d in pivot.index]],
@@ -254,7 +254,7 @@ def _trend(t, trend, labels, order, f) -> Section:
     return section
 
 
-def _migration(t, moves, labels, order, f) -> Section:
+def _migration(t, lang: str, moves, labels, order, f) -> Section:
     section = Section("migration", t["migration"], "")
     if moves.empty:
         return section
@@ -269,7 +269,7 @@ def _migration(t, moves, labels, order, f) -> Section:
         moved=f(int(changed.customers.sum()), "int"), slip=f(int(slip.customers.sum()), "int"),
     )  # fmt: skip
     shown = pivot.rename(index=labels, columns=labels)
-    section.chart = charts.matrix(shown, t["to"], t["from"], [labels[s] for s in SLIPPING])
+    section.chart = charts.matrix(shown, t["to"], t["from"], [labels[s] for s in SLIPPING], lang)
     section.chart_alt = section.reading
     section.tables.append(Table(
         t["migration"], [f"{t['from']} \\ {t['to']}", *shown.columns],
@@ -279,7 +279,7 @@ def _migration(t, moves, labels, order, f) -> Section:
     return section
 
 
-def _campaigns(t, rows, f) -> Section:
+def _campaigns(t, lang: str, rows, f) -> Section:
     section = Section("campaigns", t["campaigns"], "")
     if rows.empty:
         return section
@@ -291,7 +291,7 @@ def _campaigns(t, rows, f) -> Section:
     stages = ["sent", "delivered", "read", "replied", "revisited_7d", "revisited_30d"]
     per_trigger = rows.groupby("trigger")[stages].sum()
     section.chart = charts.funnel([t[s] for s in ("sent", "delivered", "read", "replied",
-                                                  "rev7", "rev30")], per_trigger)  # fmt: skip
+                                                  "rev7", "rev30")], per_trigger, lang)  # fmt: skip
     section.chart_alt = section.reading
     holdout = rows.holdout_size / (rows.recipients + rows.holdout_size).replace(0, np.nan)
     section.tables.append(Table(
@@ -315,7 +315,7 @@ DASHBOARD = ("active_collaborations", "new_customers", "customers_sent", "custom
 DASHBOARD_KEYS = {"active_collaborations": "collaborations"}
 
 
-def _partners(t, dashboard, offers, month, f) -> Section:
+def _partners(t, lang: str, dashboard, offers, month, f) -> Section:
     section = Section("partners", t["partners"], "")
     if dashboard.empty and offers.empty:
         return section
@@ -339,7 +339,7 @@ def _partners(t, dashboard, offers, month, f) -> Section:
             t["new_customers"]: dashboard.new_customers.astype(float).tolist(),
             t["cashback_accrued"]: dashboard.cashback_accrued.astype(float).tolist(),
             t["cashback_spent"]: dashboard.cashback_spent.astype(float).tolist(),
-        })  # fmt: skip
+        }, lang)  # fmt: skip
         section.chart_alt = section.reading
     section.tables.append(Table(
         t["partners"], [t["metric"], t["value"], t["previous"], t["change"]],
@@ -358,7 +358,7 @@ def _partners(t, dashboard, offers, month, f) -> Section:
     return section
 
 
-def _flows(t, flows, names, f) -> Section:
+def _flows(t, lang: str, flows, names, f) -> Section:
     section = Section("flows", t["flows"], "")
     if flows.empty:
         return section
@@ -372,7 +372,7 @@ def _flows(t, flows, names, f) -> Section:
     shown = flows.sort_values("customers", ascending=False).head(15)
     section.chart = charts.bars(
         [f"{t[d]} {p}" for d, p in zip(shown.direction, shown.partner, strict=True)],
-        shown.customers.astype(float).tolist(), t["customers"],
+        shown.customers.astype(float).tolist(), t["customers"], lang,
     )  # fmt: skip
     section.chart_alt = section.reading
     section.tables.append(Table(
@@ -383,7 +383,7 @@ def _flows(t, flows, names, f) -> Section:
     return section
 
 
-def _score(t, scores, outcomes, model, f) -> Section:
+def _score(t, lang: str, scores, outcomes, model, f) -> Section:
     section = Section("score", t["score"], "")
     if scores.empty:
         return section
@@ -421,6 +421,6 @@ def _score(t, scores, outcomes, model, f) -> Section:
             [[name, m.get("roc_auc"), m.get("brier"), m.get("ece"), m.get("lift_top_decile")]
              for name, m in metrics.items()],
         ))  # fmt: skip
-    section.chart = charts.score(p, outcomes if len(outcomes) else None, t)
+    section.chart = charts.score(p, outcomes if len(outcomes) else None, t, lang)
     section.chart_alt = section.reading
     return section

@@ -1,5 +1,5 @@
 """The report as a workbook: a summary sheet, then one sheet per section with its
-reading, its chart (the same PNG) and formatted tables (numbers stay numbers)."""
+reading, its chart (a PNG of the HTML's SVG) and formatted tables (numbers stay numbers)."""
 
 from __future__ import annotations
 
@@ -39,9 +39,11 @@ def write(report: Report, path: Path) -> None:
         sheet.append([neutralise(section.reading)])
         row = 4
         if section.chart:
-            image = Image(io.BytesIO(section.chart))
-            scale = min(1.0, 760 / image.width)
-            image.width, image.height = image.width * scale, image.height * scale
+            image = Image(io.BytesIO(section.chart.png))
+            # Shown at the chart's CSS size (the PNG has more pixels, for zooming).
+            scale = min(1.0, 760 / section.chart.width)
+            image.width = section.chart.width * scale
+            image.height = section.chart.height * scale
             sheet.add_image(image, f"A{row}")
             row += int(image.height / 20) + 2
         widths: dict[int, int] = {}

@@ -404,6 +404,29 @@ SETTINGS join_use_nulls = 1
 """
 
 
+def _without_labels(sql: str) -> str:
+    """FEATURE_SQL without the label: no second pass over the visits after the cutoff and
+    no join for it (scoring needs no label; `revisited` is 0)."""
+    labels = sql[sql.index("labels AS (") : sql.index("joined AS (")]
+    parts = [
+        (labels, ""),
+        ("toUInt8(ifNull(lb.hit, 0)) AS revisited", "toUInt8(0) AS revisited"),
+        (
+            "    LEFT JOIN labels AS lb "
+            "ON v.business_id = lb.business_id AND v.customer_id = lb.customer_id\n",
+            "",
+        ),
+    ]
+    for old, new in parts:
+        if sql.count(old) != 1:
+            raise AssertionError(f"FEATURE_SQL changed: {old[:40]!r} not found once")
+        sql = sql.replace(old, new)
+    return sql
+
+
+FEATURE_SQL_WITHOUT_LABEL = _without_labels(FEATURE_SQL)
+
+
 def as_cutoff(value: dt.date | dt.datetime | str | pd.Timestamp) -> pd.Timestamp:
     """A cutoff as a UTC timestamp; a date means 00:00 UTC of that day."""
     ts = pd.Timestamp(value)
@@ -411,21 +434,27 @@ def as_cutoff(value: dt.date | dt.datetime | str | pd.Timestamp) -> pd.Timestamp
 
 
 def build_features(
-    client: Client, cutoffs: Sequence[dt.date | dt.datetime | str], horizon_days: int = 30
+    client: Client,
+    cutoffs: Sequence[dt.date | dt.datetime | str],
+    horizon_days: int = 30,
+    *,
+    labels: bool = True,
 ) -> pd.DataFrame:
     """Features (and the label for `horizon_days`) for every cutoff, stacked.
 
     Returns one row per (cutoff, business_id, customer_id): ID_COLUMNS, FEATURES,
     BGNBD_COLUMNS, SLOT_COLUMNS and LABEL. Rows of a cutoff whose label window reaches past the data
     simply have `revisited = 0` where nothing is known yet — callers choose cutoffs whose
-    window is complete when they need labels.
+    window is complete when they need labels. `labels=False` (scoring) skips the label:
+    `revisited` is 0 everywhere and every feature is the same.
     """
+    sql = FEATURE_SQL if labels else FEATURE_SQL_WITHOUT_LABEL
     frames = []
     for cutoff in cutoffs:
         ts = as_cutoff(cutoff)
         # Arrow rather than query_df: columnar end to end, no per-value Python parsing.
         frame = client.query_arrow(
-            FEATURE_SQL,
+            sql,
             parameters={"cutoff": ts.to_pydatetime(), "horizon": int(horizon_days)},
             use_strings=True,
         ).to_pandas()

@@ -59,7 +59,7 @@ def score_customers(
     model_version, model = load_model(models_dir, version)
     cutoff = as_cutoff(scored_at)
     t0 = time.perf_counter()
-    frame = build_features(client, [cutoff], model.horizon_days)
+    frame = build_features(client, [cutoff], model.horizon_days, labels=False)
     t1 = time.perf_counter()
     with threadpool_limits(limits=threads):
         p = model.predict(frame)

@@ -12,6 +12,7 @@ import pytest
 
 import warehouse
 from ml import registry, train
+from ml.features import build_features
 from ml.metrics import score_metrics
 from ml.plots import calibration_plot_png, lift_chart_png
 from ml.scoring import deciles_within_business, score_customers
@@ -98,6 +99,13 @@ def test_scoring_writes_history_and_reruns_replace(trained, world_dsn, tmp_path:
         sample = client.query_df(
             "SELECT reason_codes FROM ml.revisit_scores WHERE length(reason_codes) > 0 LIMIT 50"
         )
+        stored = client.query_df(
+            "SELECT business_id, customer_id, p_revisit FROM ml.revisit_scores "
+            "WHERE scored_at = '2025-01-01'"
+        )
+        # Scoring computes the features without the label (one pass less over the
+        # visits): the probabilities are those of the training path's features.
+        labelled = build_features(client, ["2025-01-01"], trained.model.horizon_days)
     assert first.model_version == version and first.rows == again.rows == population
     assert len(rows) == 2 and list(rows["n"]) == [population, other_day.rows]
     assert (rows["n"] == rows["pairs"]).all()  # the rerun replaced, not duplicated
@@ -106,6 +114,10 @@ def test_scoring_writes_history_and_reruns_replace(trained, world_dsn, tmp_path:
     codes = [code for row in sample["reason_codes"] for code in row]
     features = set(trained.model.reason_features)
     assert all(code.rsplit(":", 1)[0] in features and code[-1] in "+-" for code in codes)
+    expected = labelled[["business_id", "customer_id"]].assign(p=trained.model.predict(labelled))
+    both = stored.merge(expected, on=["business_id", "customer_id"], validate="1:1")
+    assert len(both) == population
+    np.testing.assert_array_equal(both["p_revisit"].to_numpy(), both["p"].to_numpy())
 
 
 def test_blockwise_prediction_equals_whole_frame_prediction(trained, monkeypatch):

@@ -222,3 +222,40 @@ def ensure_raw_tables(client: Client) -> None:
     for name, columns in ADDED_COLUMNS.items():
         for column in columns:
             client.command(f"ALTER TABLE raw.{name} ADD COLUMN IF NOT EXISTS {column}")
+
+
+# -- a ClickHouse cluster (the dbt `cluster` target, deploy/docker-compose.yml) ----------------
+# Each raw table is sharded: `raw.<name>_local` (ReplicatedReplacingMergeTree on every node,
+# replicas of a shard share a Keeper path) behind `raw.<name>`, a Distributed table that
+# loads and dbt use unchanged. Rows go to a shard by a hash of the table's ORDER BY key, so
+# every version of a key lands on one shard and ReplacingMergeTree still collapses them.
+
+
+def cluster_raw_table_ddl(name: str, cluster: str) -> list[str]:
+    """The two statements creating `raw.<name>` on `cluster` (local table, then Distributed)."""
+    columns, order_by = RAW_TABLES[name]
+    on = f"ON CLUSTER {quote_cluster(cluster)}"
+    return [
+        f"CREATE TABLE IF NOT EXISTS raw.{name}_local {on} ({columns.strip()},{BOOKKEEPING}) "
+        f"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{{shard}}/raw/{name}', "
+        f"'{{replica}}', _version) ORDER BY {order_by}",
+        f"CREATE TABLE IF NOT EXISTS raw.{name} {on} AS raw.{name}_local "
+        f"ENGINE = Distributed('{cluster}', raw, {name}_local, "
+        f"cityHash64({order_by}))",
+    ]
+
+
+def cluster_ddl(cluster: str) -> list[str]:
+    """Every statement that lays out the warehouse on `cluster`, in order (idempotent)."""
+    statements = [
+        f"CREATE DATABASE IF NOT EXISTS {database} ON CLUSTER {quote_cluster(cluster)}"
+        for database in DATABASES
+    ]
+    for name in RAW_TABLES:
+        statements += cluster_raw_table_ddl(name, cluster)
+    return statements
+
+
+def quote_cluster(cluster: str) -> str:
+    """A cluster name as an identifier (backquoted: names may hold dashes)."""
+    return "`" + cluster.replace("\\", "\\\\").replace("`", "\\`") + "`"

@@ -26,7 +26,8 @@ What happens then depends on the provider (the README's "Delivery guarantees"):
   (a second pass of the same run picks it up); a later claim that finds the resend's own
   outcome unknown dead-letters the row (reason `ambiguous`): at most one duplicate
   however often the process dies. `at_most_once`: the row is dead-lettered at once, never
-  resent. Timeouts and dropped connections inside a run are treated the same way.
+  resent. Timeouts, dropped connections and 5xx answers inside a run are treated the same
+  way.
 
 Leases must outlast a row's time in one run: `lease_s` ≥ `max_attempts_per_run` ×
 (`http_timeout_s` + `max_retry_wait_s`) is safe; a worker never sends a row whose lease
@@ -88,6 +89,7 @@ class DeliveryReport:
     opt_outs: list[OptOut] = field(default_factory=list)
     http_requests: int = 0
     confirmed_by_lookup: int = 0
+    ambiguous_outcomes: int = 0  # requests whose outcome was unknown (timeout, lost, 5xx)
     ambiguous_resends: int = 0  # resends of unknown outcome on non-idempotent providers
     resends_recorded: int = 0  # Telegram rows marked for their one resend (see module doc)
     ambiguous_dead: int = 0  # Telegram rows dead-lettered because their outcome is unknown
@@ -114,9 +116,12 @@ class DeliveryReport:
         return out
 
 
+MAX_RETRY_AFTER_S = 7 * 86_400.0  # a provider's longer (or garbled) pause is capped
+
+
 def _next_attempt(config: ProvidersConfig, attempts: int, retry_after: float | None) -> timedelta:
     backoff = min(config.retry_later_s * 2 ** max(attempts - 1, 0), 86_400.0)
-    return timedelta(seconds=max(backoff, retry_after or 0.0))
+    return timedelta(seconds=max(backoff, min(retry_after or 0.0, MAX_RETRY_AFTER_S)))
 
 
 def _completion(
@@ -301,6 +306,7 @@ async def deliver_async(
             return
         report.http_requests += result.http_attempts
         report.confirmed_by_lookup += result.confirmed_by_lookup
+        report.ambiguous_outcomes += result.ambiguous_attempts
         report.ambiguous_resends += result.ambiguous_resends
         report.replayed += result.replayed
         if result.opt_out and item.kind == "message":
@@ -371,6 +377,11 @@ async def deliver_async(
                 producer(("message",), budget),
                 *(worker() for _ in range(concurrency)),
             )
+        # A Retry-After pause binds whoever sends next, also the next run (a schedule's
+        # or a rerun right away, in this process or another): the run ends after it.
+        pauses = [c.gate.left() for c in (clients.whatsapp, clients.telegram, clients.sms,
+                                          clients.ledger)]  # fmt: skip
+        await asyncio.sleep(min(max(pauses), config.max_retry_wait_s))
     finally:
         flush()  # results of everything sent so far, also when a worker raised
         if own_clients:

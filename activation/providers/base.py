@@ -15,11 +15,15 @@ Guarantees (the payments-API reference: at-most-once *effect* under retries):
   message the provider accepted but whose status webhook has not arrived yet when we ask
   (seconds) is sent twice. Telegram sends no status webhooks, so there is nothing to ask:
   delivery calls `send(resend_unknown=False)` and applies `telegram_crash_policy`
-  (`activation.delivery`: one recorded resend, or none). Failures *before* the request
-  left (connect errors, pool timeouts) are never ambiguous.
+  (`activation.delivery`: one recorded resend, or none). Ambiguous: timeouts, connections
+  lost after the request went out, and 5xx answers (a gateway's 502 or a provider's 500
+  can follow its commit). Failures *before* the request left (connect errors, pool
+  timeouts) and 429s are not.
 - Retries: 429, 5xx, timeouts and connection errors, exponential backoff with jitter,
   `Retry-After` / `retry_after` honoured (the whole provider pauses, as flood control
-  means); at most `max_attempts_per_run` tries, then the row goes back to the outbox.
+  means; a pause longer than `max_retry_wait_s` sends this run's rows for that provider
+  back to the outbox, due after it, without a request); at most `max_attempts_per_run`
+  tries, then the row goes back to the outbox.
 - Rate limit: one `aiolimiter.AsyncLimiter` per provider, bucket `rate_burst` (1 = even
   spacing, so the measured rate matches the configured one from the first message).
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import random
 import socket
 import time
@@ -105,13 +110,17 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None  # nan, inf: no value
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" (RFC 5322: UTC, source zone unknown) parses naive
+        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
@@ -143,8 +152,11 @@ class _Gate:
     def block(self, seconds: float) -> None:
         self.until = max(self.until, time.monotonic() + seconds)
 
+    def left(self) -> float:
+        return max(0.0, self.until - time.monotonic())
+
     async def wait(self) -> None:
-        while (left := self.until - time.monotonic()) > 0:
+        while (left := self.left()) > 0:
             await asyncio.sleep(left)
 
 
@@ -263,6 +275,15 @@ class Provider(ABC):
                         result.provider_message_id = found if isinstance(found, str) else None
                         return result
                 result.ambiguous_resends += 1
+            if (paused := self.gate.left()) > self.config.max_retry_wait_s:
+                # The provider asked every sender to wait longer than a claim may be held:
+                # back to the outbox, due when the pause is over, without a request.
+                result.error_code = result.error_code or "rate_limited"
+                result.error_message = result.error_message or (
+                    f"{self.name} asked to wait {paused:.1f} s (Retry-After)"
+                )
+                result.retry_after_s = paused
+                break
             await self.gate.wait()
             if self.limiter is not None:
                 await self.limiter.acquire()
@@ -270,6 +291,11 @@ class Provider(ABC):
             try:
                 response = await self.post(path, headers=headers, body=body)
                 attempt = self.classify(response)
+                if response.status_code >= 500 and attempt.kind == "retry":
+                    # A 5xx does not say the work was not done: a gateway answers 502/504
+                    # for a backend that committed, a provider can fail after its write.
+                    # Without idempotency a resend needs the care of one after a timeout.
+                    attempt.ambiguous = True
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # The request never reached the provider: no effect, nothing ambiguous.
                 attempt = Attempt("retry", error_code="connect_error", message=repr(exc))
@@ -294,9 +320,10 @@ class Provider(ABC):
                 return result
             if attempt.retry_after_s is not None:
                 result.retry_after_s = attempt.retry_after_s
+                # Every sender pauses, also for a pause longer than this row may wait.
+                self.gate.block(attempt.retry_after_s)
                 if attempt.retry_after_s > self.config.max_retry_wait_s:
                     break  # don't hold the claim that long; the next run picks it up
-                self.gate.block(attempt.retry_after_s)
             elif n + 1 < self.config.max_attempts_per_run:
                 await asyncio.sleep(self._backoff(n))
         # An answer from the provider (5xx, 429) after an ambiguous attempt does not make

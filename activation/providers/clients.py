@@ -108,7 +108,8 @@ class TelegramProvider(Provider):
             retry_after = (data.get("parameters") or {}).get("retry_after")
             return Attempt(
                 "retry", error_code="429", message=description,
-                retry_after_s=float(retry_after) if retry_after is not None else None,
+                retry_after_s=parse_retry_after(str(retry_after)) if retry_after is not None
+                else parse_retry_after(response.headers.get("retry-after")),
             )  # fmt: skip
         if status >= 500 or status in (401, 404):  # 401/404: bad token or URL; fix config
             return Attempt("retry", error_code=str(status), message=description)

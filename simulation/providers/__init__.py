@@ -5,6 +5,9 @@
         cluster.admin("whatsapp").set_faults(script=["429"])
         cluster.admin("ledger").effects()                 # {idempotency_key: effects}
 
+    # a seeded storm from the start (see `apps` for the faults), here on the ledger only
+    with run_standins(faults={"ledger": {"seed": 7, "rates": {"timeout": 0.1}}}) as cluster:
+
 `run_standins_process()` does the same in a child process (`python -m simulation.providers`),
 so the stand-ins get their own core and interpreter (benchmarks) and survive a test killing
 the delivery process.
@@ -35,6 +38,7 @@ from simulation.providers.apps import APP_FACTORIES, Faults, StandinState
 __all__ = [
     "APP_FACTORIES",
     "PROVIDERS",
+    "FaultPlan",
     "Faults",
     "StandinAdmin",
     "StandinCluster",
@@ -69,6 +73,18 @@ class StandinAdmin:
 
     def lookup(self, key: str) -> dict[str, Any]:
         return self._http.get("/_admin/lookup", params={"key": key}).raise_for_status().json()
+
+    def ledger_entries(self) -> list[dict[str, Any]]:
+        """The ledger stand-in's own listing (`GET /v1/accruals`, every page): one entry per
+        accrual it made, each with the `idempotency_key` that made it."""
+        entries: list[dict[str, Any]] = []
+        url: str | None = "/v1/accruals?limit=1000"
+        while url is not None:
+            answer = self._http.get(url).raise_for_status()
+            entries += answer.json()
+            following = answer.links.get("next")
+            url = following["url"] if following else None
+        return entries
 
     def set_faults(self, **faults: Any) -> dict[str, Any]:
         return self._http.post("/_admin/faults", json=faults).raise_for_status().json()
@@ -117,13 +133,26 @@ class StandinCluster:
             admin.close()
 
 
-def _states(providers: Iterable[str], jsonl_dir: Path | None) -> dict[str, StandinState]:
+FaultPlan = dict[str, dict[str, Any]]
+"""Initial faults per stand-in, `{provider: {Faults field: value}}` ("*": every stand-in),
+e.g. `{"ledger": {"seed": 7, "rates": {"timeout": 0.1, "reset": 0.05}, "timeout_s": 0.1}}`.
+Off unless given; `/_admin/reset` clears them like any other fault."""
+
+
+def _states(
+    providers: Iterable[str], jsonl_dir: Path | None, faults: FaultPlan | None = None
+) -> dict[str, StandinState]:
+    faults = faults or {}
+    unknown = set(faults) - {*APP_FACTORIES, "*"}
+    if unknown:
+        raise ValueError(f"faults for unknown stand-ins {sorted(unknown)}; known: {PROVIDERS}")
     states = {}
     for name in providers:
         if name not in APP_FACTORIES:
             raise ValueError(f"unknown stand-in {name!r}; known: {PROVIDERS}")
         path = Path(jsonl_dir) / f"{name}.jsonl" if jsonl_dir else None
         states[name] = StandinState(name, path, TOKENS[name])
+        states[name].faults.update({**faults.get("*", {}), **faults.get(name, {})})
     return states
 
 
@@ -165,9 +194,10 @@ def run_standins(
     jsonl_dir: Path | str | None = None,
     host: str = "127.0.0.1",
     ports: dict[str, int] | None = None,
+    faults: FaultPlan | None = None,
 ) -> Iterator[StandinCluster]:
     """Serve the stand-ins in a background thread (one event loop); stop them on exit."""
-    states = _states(providers, Path(jsonl_dir) if jsonl_dir else None)
+    states = _states(providers, Path(jsonl_dir) if jsonl_dir else None, faults)
     servers = _servers(states, host, ports or {})
 
     def run() -> None:
@@ -198,12 +228,17 @@ def run_standins(
 
 @contextlib.contextmanager
 def run_standins_process(
-    providers: Iterable[str] = PROVIDERS, *, jsonl_dir: Path | str | None = None
+    providers: Iterable[str] = PROVIDERS,
+    *,
+    jsonl_dir: Path | str | None = None,
+    faults: FaultPlan | None = None,
 ) -> Iterator[StandinCluster]:
     """Serve the stand-ins in a child process (`python -m simulation.providers`)."""
     args = [sys.executable, "-m", "simulation.providers", "--providers", ",".join(providers)]
     if jsonl_dir:
         args += ["--jsonl-dir", str(jsonl_dir)]
+    if faults:
+        args += ["--faults", json.dumps(faults)]
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(args, cwd=root, stdout=subprocess.PIPE, text=True)
     try:
@@ -223,9 +258,12 @@ def run_standins_process(
             proc.wait()
 
 
-def serve_forever(providers: Iterable[str], jsonl_dir: Path | None, host: str, port: int) -> None:
+def serve_forever(
+    providers: Iterable[str], jsonl_dir: Path | None, host: str, port: int,
+    faults: FaultPlan | None = None,
+) -> None:  # fmt: skip
     """Run until SIGINT/SIGTERM; print one JSON line of base URLs once listening."""
-    states = _states(providers, jsonl_dir)
+    states = _states(providers, jsonl_dir, faults)
     ports = {name: port + i for i, name in enumerate(states)} if port else {}
     servers = _servers(states, host, ports)
 

@@ -6,7 +6,7 @@ answered without a framework, so the stand-in costs its client little CPU), plus
 endpoints (Starlette):
 
 - `GET  /_admin/requests[?key=]` — every provider request: seq, t (unix s), path, key, status,
-  effect (bool: this request applied an effect), fault.
+  effect (bool: this request applied an effect), fault (and t0, conn, retry_after: below).
 - `GET  /_admin/effects` — `{key: number of effects}`; the exactly-once oracle.
 - `GET  /_admin/lookup?key=` — `{"found": bool, "provider_message_id": ...}`: what a status
   webhook / provider record would tell us about a key (backs `already_delivered`).
@@ -20,9 +20,20 @@ request with the same key is a second effect. SMS dedupes on `client_ref`, the l
 `Idempotency-Key` (a replay returns the original status and body; a different body → 422).
 
 Faults, consumed one per provider request from `script`: "429" (Retry-After =
-`retry_after_s`), "500"/"502"/"503", "slow" (sleep `slow_s`, then work normally), "timeout"
-(do the work, then sleep `timeout_s` before answering — the client has given up), "drop" (do
-the work, then close the connection without an answer). `delay_s` delays every request.
+`retry_after_s`), "500"/"502"/"503" (before any work: no effect), "slow" (sleep `slow_s`, then
+work normally), and four faults AFTER the provider committed (the effect is recorded, the
+answer is lost or wrong — the client cannot know what happened): "timeout" (sleep
+`timeout_s` before answering — the client has given up), "drop" (start the answer, then close
+the connection), "reset" (abort the connection with a TCP RST, no answer), "committed_500"
+/"committed_502"/"committed_503" (answer 5xx although the work was done). `delay_s` delays
+every request.
+
+A seeded storm (off by default): when `script` is empty, each request draws its fault with
+probability `rates[fault]` from a `random.Random(seed)`; a drawn 5xx (before work) repeats
+for `burst` consecutive requests (5xx bursts). The same seed and the same order of
+requests give the same faults. Every request's log row carries `t0` (arrival), `t` (when it
+was answered), `conn` (the client's address:port: its connection) and, for a 429, the
+`retry_after` it told the client.
 """
 
 from __future__ import annotations
@@ -31,12 +42,15 @@ import asyncio
 import hashlib
 import itertools
 import json
+import random
 import re
+import socket
+import struct
 import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -56,7 +70,14 @@ FAULT_FIELDS = (
     "timeout_s",
     "blocked",
     "undeliverable",
+    "seed",
+    "rates",
+    "burst",
 )
+SERVER_ERRORS = ("500", "502", "503")
+# Faults applied after the effect was recorded: the outcome is unknown to the client.
+AFTER_COMMIT = ("timeout", "drop", "reset", *(f"committed_{s}" for s in SERVER_ERRORS))
+FAULTS = ("429", *SERVER_ERRORS, "slow", *AFTER_COMMIT)
 
 
 @dataclass
@@ -70,16 +91,62 @@ class Faults:
     timeout_s: float = 3.0
     blocked: list[str] = field(default_factory=list)
     undeliverable: list[str] = field(default_factory=list)
+    seed: int = 0
+    rates: dict[str, float] = field(default_factory=dict)
+    burst: int = 1
+
+    def __post_init__(self) -> None:
+        self._check()
+        self._rng = random.Random(self.seed)
+        self._burst: tuple[str, int] = ("", 0)  # the 5xx being repeated, requests left
+
+    def _check(self) -> None:
+        unknown = [f for f in [*self.script, *self.rates] if f not in FAULTS]
+        if unknown:
+            raise ValueError(f"unknown faults {unknown}; known: {FAULTS}")
+        if any(not 0 <= p <= 1 for p in self.rates.values()) or sum(self.rates.values()) > 1:
+            raise ValueError("rates are probabilities in 0..1 summing to at most 1")
+        if self.burst < 1:
+            raise ValueError("burst must be at least 1")
 
     def next(self) -> str | None:
-        return self.script.pop(0) if self.script else None
+        if self.script:
+            return self.script.pop(0)
+        fault, left = self._burst
+        if left:
+            self._burst = (fault, left - 1)
+            return fault
+        if not self.rates:
+            return None
+        draw = self._rng.random()
+        for fault, p in self.rates.items():
+            if draw < p:
+                if fault in SERVER_ERRORS:
+                    self._burst = (fault, self.burst - 1)
+                return fault
+            draw -= p
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in FAULT_FIELDS}
 
     def update(self, values: dict[str, Any]) -> None:
         unknown = set(values) - set(FAULT_FIELDS)
         if unknown:
             raise ValueError(f"unknown fault fields {sorted(unknown)}; known: {FAULT_FIELDS}")
+        before = self.as_dict()
         for name, value in values.items():
-            setattr(self, name, list(value) if isinstance(value, list) else value)
+            value = list(value) if isinstance(value, list) else value
+            setattr(self, name, dict(value) if isinstance(value, dict) else value)
+        try:
+            self._check()
+        except ValueError:
+            for name, value in before.items():
+                setattr(self, name, value)
+            raise
+        if {"seed", "rates", "burst"} & set(values):  # a new storm starts from its seed
+            self._rng = random.Random(self.seed)
+            self._burst = ("", 0)
 
 
 class StandinState:
@@ -102,16 +169,23 @@ class StandinState:
             self.seq = itertools.count(1)
             self.faults = Faults()
 
-    def record(self, path: str, key: str | None, status: int, effect: bool, fault: str | None):
+    def record(
+        self, path: str, key: str | None, status: int, effect: bool, fault: str | None,
+        t0: float | None = None, retry_after: float | None = None, conn: str = "",
+    ) -> None:  # fmt: skip
+        now = time.time()
         entry = {
             "seq": next(self.seq),
-            "t": time.time(),
+            "t": now,
+            "t0": t0 if t0 is not None else now,
             "provider": self.provider,
             "path": path,
             "key": key,
             "status": status,
             "effect": effect,
             "fault": fault,
+            "retry_after": retry_after,
+            "conn": conn,
         }
         with self.lock:
             self.requests.append(entry)
@@ -151,12 +225,12 @@ def _admin_routes(state: StandinState) -> list[Route]:
 
     async def faults(request: Request) -> JSONResponse:
         if request.method == "GET":
-            return JSONResponse(asdict(state.faults))
+            return JSONResponse(state.faults.as_dict())
         try:
             state.faults.update(await request.json())
         except (ValueError, TypeError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(asdict(state.faults))
+        return JSONResponse(state.faults.as_dict())
 
     async def reset(request: Request) -> JSONResponse:
         state.reset()
@@ -182,8 +256,11 @@ class Answer:
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
+    reset: bool = False  # abort the connection (TCP RST) instead of answering
 
     async def send(self, send: Send) -> None:
+        if self.reset and await _reset_connection(send):
+            return
         content = orjson.dumps(self.body)
         headers = [
             (b"content-type", b"application/json"),
@@ -195,6 +272,20 @@ class Answer:
             await send({"type": "http.response.body", "body": content})
 
 
+async def _reset_connection(send: Send) -> bool:
+    """Abort the request's connection with a TCP RST (SO_LINGER 0): a peer reset, as a
+    crashing proxy or provider gives. uvicorn's `send` is a bound method of its request
+    cycle, which holds the transport; False (the caller drops instead) when it is not."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    await asyncio.sleep(0)  # let uvicorn see the disconnect: it then sends no 500 of its own
+    return True
+
+
 @dataclass(frozen=True)
 class Call:
     """One provider request as the endpoints see it (header names lower-case)."""
@@ -203,6 +294,7 @@ class Call:
     params: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    conn: str = ""  # the client's address and port: which connection the request came on
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""
@@ -242,7 +334,9 @@ class StandinApp:
                     headers = {
                         k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
                     }
-                    answer = await handler(Call(path, match.groupdict(), headers, body))
+                    host, port = scope.get("client") or ("", 0)
+                    call = Call(path, match.groupdict(), headers, body, f"{host}:{port}")
+                    answer = await handler(call)
                     await answer.send(send)
                     return
         await self.fallback(scope, receive, send)
@@ -260,22 +354,28 @@ async def _with_faults(
     server_error: Callable[[int], Answer],
 ) -> Answer:
     """Apply the next fault around `work()` → (status, body, effect, headers)."""
+    t0 = time.time()
     fault = state.faults.next()
     if state.faults.delay_s:
         await asyncio.sleep(state.faults.delay_s)
     if fault == "429":
-        state.record(call.path, key, 429, False, fault)
-        return rate_limited(state.faults.retry_after_s)
+        retry_after = state.faults.retry_after_s
+        state.record(call.path, key, 429, False, fault, t0, retry_after, call.conn)
+        return rate_limited(retry_after)
     if fault and fault.isdigit():
-        state.record(call.path, key, int(fault), False, fault)
+        state.record(call.path, key, int(fault), False, fault, t0, conn=call.conn)
         return server_error(int(fault))
     if fault == "slow":
         await asyncio.sleep(state.faults.slow_s)
     status, body, effect, headers = work()
-    state.record(call.path, key, status, effect, fault)
+    if fault and fault.startswith("committed_"):  # done, but the answer says it failed
+        wrong = server_error(int(fault.removeprefix("committed_")))
+        state.record(call.path, key, wrong.status, effect, fault, t0, conn=call.conn)
+        return wrong
+    state.record(call.path, key, status, effect, fault, t0, conn=call.conn)
     if fault == "timeout":
         await asyncio.sleep(state.faults.timeout_s)
-    return Answer(status, body, headers, drop=fault == "drop")
+    return Answer(status, body, headers, drop=fault == "drop", reset=fault == "reset")
 
 
 def _bearer_ok(state: StandinState, call: Call) -> bool:

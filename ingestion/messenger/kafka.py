@@ -9,9 +9,11 @@ provider, receive time, CRC32 and the raw signed body in base64), no key (record
 the partitions; order does not matter, staging orders events by their own time).
 
 Durability contract, as the spool's: :meth:`KafkaSink.append` returns only once the broker
-acknowledged the record with ``acks=all`` (idempotent producer), so the receiver answers 200
+acknowledged the record with ``acks=all``, so the receiver answers 200
 only for a webhook the topic holds; a delivery error or no acknowledgement within
-``delivery_timeout_ms`` raises and the receiver answers 503 (the provider retries).
+``delivery_timeout_ms`` raises and the receiver answers 503 (the provider retries). The
+producer is not idempotent: a retried produce request may store a record twice, which the
+loader drops like any duplicate.
 Concurrent requests within ``linger_ms`` share one produce request: each waits for its own
 acknowledgement.
 
@@ -64,9 +66,13 @@ def producer_settings(config: KafkaConfig) -> dict[str, Any]:
     return {
         "bootstrap.servers": config.bootstrap,
         "client.id": "revisit-webhook-receiver",
-        # Idempotent: a retried produce request cannot write a record twice; implies acks=all.
-        "enable.idempotence": True,
+        # Every in-sync replica has the record before the broker acknowledges it.
         "acks": "all",
+        # Not idempotent: a retried produce may write a record twice, which the loader drops
+        # (it deduplicates by event id, as it must for the providers' own retries). An
+        # idempotent producer that lost its broker could stall in its epoch-bump recovery,
+        # answering 503 for good, after a broker restart (seen against Tansu).
+        "enable.idempotence": False,
         "linger.ms": config.linger_ms,
         "message.timeout.ms": config.delivery_timeout_ms,
         # Back to a broker that restarted within a second, not librdkafka's 10 s backoff cap:
@@ -102,83 +108,39 @@ class KafkaSink:
         self.batches = 0  # poll rounds that delivered at least one acknowledgement
         self.records_written = 0  # records the broker acknowledged
         self.failures = 0
-        self.producers_opened = 0
         self._producer: Any = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._fatal = False
-        # Records waiting for their delivery report: id → (their loop, how to settle them).
-        self._waiting: dict[int, tuple[asyncio.AbstractEventLoop, Callable[[Any], None]]] = {}
 
     async def start(self) -> None:
-        self._open()
-
-    def _open(self) -> None:
         from confluent_kafka import Producer
 
-        self._producer = producer = Producer(
+        # Broker errors go to the log (librdkafka reconnects by itself), not to stderr.
+        self._producer = Producer(
             {**producer_settings(self.config), "error_cb": self._on_error, "logger": log}
         )
-        self._stopping = stopping = threading.Event()
-        self._fatal = False
-        self.producers_opened += 1
+        self._stopping.clear()
         # Delivery reports are only served by poll(): a thread keeps polling so that each
         # waiting request learns its outcome as soon as the broker answers.
-        self._thread = threading.Thread(
-            target=self._poll, args=(producer, stopping), name="kafka-sink-poll", daemon=True
-        )
+        self._thread = threading.Thread(target=self._poll, name="kafka-sink-poll", daemon=True)
         self._thread.start()
 
-    def _poll(self, producer: Any, stopping: threading.Event) -> None:
-        from confluent_kafka import KafkaException
+    def _poll(self) -> None:
+        producer = self._producer
+        while not self._stopping.is_set():
+            if producer.poll(0.05):
+                self.batches += 1
 
-        while not stopping.is_set():
-            try:
-                if producer.poll(0.05):
-                    self.batches += 1
-            except KafkaException as exc:  # poll raises fatal errors
-                self._on_error(exc.args[0])
-                return
-
-    def _on_error(self, error: Any) -> None:
-        """librdkafka's errors (poll thread). Most are transient (broker down: librdkafka
-        reconnects); a fatal one, e.g. the broker no longer knows this idempotent producer,
-        leaves the producer unusable: its waiting records fail now (the providers retry;
-        a record the broker did keep after all is deduplicated by the loader), and the next
-        append opens a new producer."""
-        if not error.fatal():
-            log.warning("kafka producer: %s", error)
-            return
-        log.error("kafka producer failed, replacing it: %s", error)
-        self._fatal = True
-        for loop, settle in list(self._waiting.values()):
-            loop.call_soon_threadsafe(settle, error)
-
-    def _replace(self) -> None:
-        """Drop a producer that hit a fatal error (its records fail now, not at their
-        timeout) and open a new one."""
-        from confluent_kafka import KafkaException
-
-        old = self._producer
-        self._stopping.set()
-        try:
-            old.purge()
-            old.poll(0)
-        except KafkaException:
-            pass
-        self._open()
+    @staticmethod
+    def _on_error(error: Any) -> None:
+        log.warning("kafka producer: %s", error)
 
     async def append(self, provider: str, body: bytes) -> None:
         """Return once the broker acknowledged the record; KafkaDeliveryError otherwise."""
-        from confluent_kafka import KafkaException
-
-        if self._fatal:
-            self._replace()
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
         def settle(error: Any) -> None:
-            self._waiting.pop(id(done), None)
             if done.done():
                 return
             if error is None:
@@ -192,25 +154,16 @@ class KafkaSink:
             loop.call_soon_threadsafe(settle, error)
 
         record = encode_record(provider, body, time.time_ns() // 1_000_000)
-        self._waiting[id(done)] = (loop, settle)
         try:
             self._producer.produce(self.config.topic, value=record, on_delivery=on_delivery)
         except BufferError as exc:  # the local queue is full: the broker is not keeping up
-            self._waiting.pop(id(done), None)
             self.failures += 1
             raise KafkaDeliveryError(f"producer queue full: {exc}") from None
-        except KafkaException as exc:
-            self._waiting.pop(id(done), None)
-            self.failures += 1
-            if exc.args[0].fatal():
-                self._fatal = True
-            raise KafkaDeliveryError(str(exc)) from None
         # librdkafka fails the record itself after message.timeout.ms; the extra second only
         # guards against a report that never comes.
         try:
             await asyncio.wait_for(done, self.config.delivery_timeout_ms / 1000 + 1.0)
         except TimeoutError:
-            self._waiting.pop(id(done), None)
             self.failures += 1
             raise KafkaDeliveryError("no delivery report in time") from None
 
@@ -219,8 +172,7 @@ class KafkaSink:
         if self._producer is None:
             return
         producer, self._producer = self._producer, None
-        if not self._fatal:
-            await asyncio.to_thread(producer.flush, self.config.delivery_timeout_ms / 1000)
+        await asyncio.to_thread(producer.flush, self.config.delivery_timeout_ms / 1000)
         self._stopping.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)

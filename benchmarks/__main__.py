@@ -55,6 +55,8 @@ BENCHES = [
           ("--customers", "20000"), ("--customers", "5000")),
     Bench("ml_real", "real logs (CDNOW, Complete Journey): ROC-AUC ≥ 0.78, Brier below BG/NBD",
           ("--threads", "1"), ("--threads", "1", "--log", "complete_journey")),
+    Bench("uplift", "uplift targeting beats score targeting and send-to-all at equal budget",
+          ("--customers", "20000"), ("--customers", "5000")),
     Bench("planner", "planning for a 1M-customer audience ≤ 20 s",
           ("--customers", "1000000", "--runs", "3"), ("--customers", "100000", "--runs", "2")),
     Bench("delivery", "≥ 1,000 msg/s with rate limits off; within 5% of 80 msg/s with the limit",

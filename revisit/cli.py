@@ -286,8 +286,10 @@ def dev(
 
 def _mount_ml() -> None:
     from revisit.ml_commands import app as ml_app
+    from revisit.uplift_commands import register as register_uplift
 
-    app.add_typer(ml_app, name="ml", help="The revisit model: evaluate, train, score.")
+    register_uplift(ml_app)
+    app.add_typer(ml_app, name="ml", help="The revisit model: evaluate, train, score, uplift.")
 
 
 _mount_ml()

@@ -42,16 +42,19 @@ def test_random_kills_of_ingestion_lose_and_duplicate_nothing(short_run) -> None
     _, result = short_run
     (area,) = result["areas"]
     assert area["problems"] == []
-    assert (area["kills"], area["lost"], area["duplicated"]) == (KILLS, 0, 0)
-    assert area["warehouse_ok"] == area["trials"] == KILLS
-    assert area["reruns"] >= KILLS
+    assert (area["lost"], area["duplicated"]) == (0, 0)
+    # KILLS trials, each killed once, some a second time during their first rerun.
+    assert area["warehouse_ok"] == area["trials"] == KILLS <= area["kills"]
+    assert area["reruns"] >= area["kills"]
     assert all(0 <= f < 1 for f in area["kill_fractions"])
 
 
 def _planted(root: Path, name: str, sql: str) -> dict[str, Any]:
     """A copy of the reference warehouse with `sql` applied, as the harness sees it."""
     trial = root / "planted" / name
-    shutil.copytree(root / "ingestion" / "reference" / "warehouse", trial / "warehouse")
+    # The engine's directory links tables to their data relatively: copy the links.
+    reference = root / "ingestion" / "reference" / "warehouse"
+    shutil.copytree(reference, trial / "warehouse", symlinks=True)
     with warehouse.connect(trial_settings(trial).warehouse_dsn) as client:
         client.command(sql)
         return raw_snapshot(client)

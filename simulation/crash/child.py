@@ -27,7 +27,9 @@ from typing import Any
 
 import warehouse
 
-AREAS = ("ingestion", "dbt", "activation")
+# `spool` is the webhook spool load alone: inside `ingestion` it is a short phase that few
+# random moments hit, so it has its own kill window too.
+AREAS = ("ingestion", "spool", "dbt", "activation")
 
 
 class Progress:
@@ -92,6 +94,20 @@ def ingestion(config: dict[str, Any], phase: Progress) -> None:
             raise SystemExit(f"partner feeds did not all load: {errors}")
 
 
+def spool(config: dict[str, Any], phase: Progress) -> None:
+    """Closed webhook spool segments → raw.messenger_events (the `messenger_events` asset)."""
+    from ingestion.messenger import load_spool
+    from warehouse.load import prepare_raw
+
+    settings = _settings()
+    phase("ready")
+    with warehouse.connect(settings.warehouse_dsn) as client:
+        phase("prepare_raw")
+        prepare_raw(client)
+        phase("spool")
+        _keyed(load_spool, settings)(client, settings.spool_dir)
+
+
 def dbt(config: dict[str, Any], phase: Progress) -> None:
     """`dbt build` of every model, as the `dbt_models` asset runs it (its own process;
     the harness kills the whole process group, dbt included)."""
@@ -132,6 +148,7 @@ def activation(config: dict[str, Any], phase: Progress) -> None:
 
 WORK: dict[str, Callable[[dict[str, Any], Progress], None]] = {
     "ingestion": ingestion,
+    "spool": spool,
     "dbt": dbt,
     "activation": activation,
 }

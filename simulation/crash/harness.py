@@ -1,11 +1,12 @@
 """Random-kill crash harness: SIGKILL each area of the pipeline at seeded random moments,
 rerun it to completion, and check what a crash must never do.
 
-Three areas, each run by `simulation.crash.child` in its own process group (dbt's own
+Four areas, each run by `simulation.crash.child` in its own process group (dbt's own
 subprocess dies with it):
 
 - ingestion: CRM API sync (the `simulation.crm_api` stand-in), CRM file drops, the webhook
   spool, the message export, partner offers and feeds;
+- spool: the webhook spool load alone (a short phase of ingestion, given its own window);
 - dbt: `dbt build` of every model;
 - activation: live plan, accrual enqueue, delivery to the provider stand-ins.
 
@@ -438,6 +439,12 @@ class Ingestion(Area):
         compare_raw(self.reference, got, findings)
 
 
+class SpoolLoad(Ingestion):
+    """The webhook spool load alone, from the same filled spool into an empty warehouse."""
+
+    name = "spool"
+
+
 class Dbt(Area):
     name = "dbt"
 
@@ -628,21 +635,24 @@ def run_harness(
     summaries = []
     with workspace(root, customers=customers, seed=seed) as ws:
         # dbt starts from the ingested raw tables; activation from the built marts.
-        raw_ref = root / "ingestion" / "reference"
-        marts_ref = root / "dbt" / "reference"
-        plan = [("ingestion", Ingestion(ws)), ("dbt", Dbt(ws, raw_ref)),
-                ("activation", Activation(ws, marts_ref))]  # fmt: skip
-        for name, area in plan:
-            needed = name in areas or any(
-                later in areas for later in AREAS[AREAS.index(name) + 1 :]
-            )
-            if not needed:
+        plan = {
+            "ingestion": Ingestion(ws),
+            "spool": SpoolLoad(ws),
+            "dbt": Dbt(ws, root / "ingestion" / "reference"),
+            "activation": Activation(ws, root / "dbt" / "reference"),
+        }
+        needed = set(areas)
+        for later, earlier in (("activation", "dbt"), ("dbt", "ingestion")):
+            if later in needed:
+                needed.add(earlier)
+        for name in AREAS:
+            if name not in needed:
                 continue
-            count = kills if name in areas else 0
             # One random stream per area: an area's kill moments do not depend on which
             # other areas run.
             rng = random.Random(f"{seed}:{name}")
-            report = run_area(area, root, kills=count, rng=rng, progress=progress)
+            count = kills if name in areas else 0
+            report = run_area(plan[name], root, kills=count, rng=rng, progress=progress)
             if name in areas:
                 summaries.append(report.summary())
     return {

@@ -14,6 +14,14 @@ most `max_train_rows`, the same share of every training cutoff) and stopped earl
 log loss on a sample of the tuning cutoff (`tune_rows`); the candidate with the lowest
 loss is the model, calibrated on the same sample.
 
+Short histories: when no training cutoff of the horizon H itself holds enough customers
+(`choose_label_window`: at least `min_train_share` of the held-out cutoff's), the model is
+trained and tuned on the longest shorter label window L that does, with the same layout
+for L, and its probabilities are carried to H by BG/NBD (`ml.baselines.transfer_horizon`:
+logit p_H = logit p_L + logit bg_H − logit bg_L, BG/NBD fitted on the history before each
+cutoff). The recency and RFM baselines are carried the same way; the report says which
+window was used and why (`label_window_days`, `strategy`, `windows_tried`).
+
 Predictions are made in row blocks (`BlockwiseFrozen`); this is what keeps scoring a
 million rows, and the evaluation, calibration and reason-code tables, cheap.
 """

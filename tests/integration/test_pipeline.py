@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -42,6 +43,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setting
         settings = Settings()
         result = run_cli(["demo", "--customers", str(CUSTOMERS)], settings, timeout=900)
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        (data_dir.parent / "demo.log").write_text(result.stdout + result.stderr)
         # The summary shows the ledger, the collisions and the migration matrix.
         assert "Data-loss ledger" in result.stdout or "data loss: none" in result.stdout
         assert "phone collisions:" in result.stdout
@@ -104,6 +106,52 @@ def test_demo_built_every_mart(pipeline: tuple[Settings, dict]) -> None:
     # Each reason names this row's problem and value, on one line.
     assert all("\n" not in r and "(region " in r for r in quarantined.reason)
     assert set(quarantined.reason.str.extract(r"'(.*)'$")[0]) <= set(bad_customers.value)
+
+
+def test_no_phone_or_name_from_the_sources_in_the_demo_log_or_the_dagster_event_log(
+    pipeline: tuple[Settings, dict],
+) -> None:
+    """Everything shown (the demo's stdout and stderr, every Dagster event: logs, metadata
+    previews, dry-run samples, check results) is masked: no phone number of the sources
+    in any spelling (its last 10 digits inside a run of digits), no customer's full name."""
+    from dagster._serdes import serialize_value
+
+    from orchestration.instance import get_instance
+
+    settings, _ = pipeline
+    phones = frame(
+        settings,
+        "SELECT phone_e164 FROM raw.crm_customers WHERE phone_e164 != '' UNION DISTINCT "
+        "SELECT phone_e164 FROM raw.partner_events WHERE phone_e164 != '' UNION DISTINCT "
+        "SELECT phone_e164 FROM raw.message_sends WHERE phone_e164 != ''",
+    ).phone_e164
+    national = {p[-10:] for p in phones}
+    names = set(
+        frame(settings, "SELECT DISTINCT full_name FROM raw.crm_customers").full_name.dropna()
+    )
+    names = {n for n in names if len(n.split()) >= 2}
+    assert len(national) > 500 and len(names) > 100
+    texts = {"demo log": (settings.data_dir.parent / "demo.log").read_text()}
+    instance = get_instance(settings)
+    try:
+        for run in instance.get_runs():
+            records = instance.all_logs(run.run_id)
+            assert records
+            # Serialized JSON escapes non-ASCII: decode it, or no Cyrillic name could match.
+            texts[f"run {run.run_id}"] = "\n".join(
+                json.dumps(json.loads(serialize_value(r)), ensure_ascii=False) for r in records
+            )
+    finally:
+        instance.dispose()
+    assert len(texts) > 1  # the demo's run is in the instance
+    leaks = []
+    for where, text in texts.items():
+        for match in re.finditer(r"\+?\d[\d ()-]{8,}\d", text):
+            digits = re.sub(r"\D", "", match.group())
+            if any(digits[i : i + 10] in national for i in range(len(digits) - 9)):
+                leaks.append((where, match.group()))
+        leaks += [(where, name) for name in names if name in text]
+    assert leaks == []
 
 
 def test_customer_rfm_matches_pandas(pipeline: tuple[Settings, dict]) -> None:

@@ -49,7 +49,11 @@ import orjson
 from aiolimiter import AsyncLimiter
 
 from activation.config import ProvidersConfig
-from activation.providers.transport import SingleConnectionTransport, default_ssl_context
+from activation.providers.transport import (
+    BEFORE_WRITE,
+    SingleConnectionTransport,
+    default_ssl_context,
+)
 
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
@@ -160,6 +164,14 @@ class _Gate:
             await asyncio.sleep(left)
 
 
+class ProviderPaused(Exception):
+    """The provider asked every sender to wait longer than a claim may be held."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"paused for {seconds:.1f} s")
+        self.seconds = seconds
+
+
 class Provider(ABC):
     """Base client: subclasses build the request and classify the answer."""
 
@@ -170,7 +182,7 @@ class Provider(ABC):
         self.config = config
         self.base_url = base_url
         timeout = httpx.Timeout(config.http_timeout_s, connect=config.http_connect_timeout_s)
-        self._extensions = {"timeout": timeout.as_dict()}
+        self._extensions = {"timeout": timeout.as_dict(), BEFORE_WRITE: self._before_write}
         # Requests go straight to single-connection httpx transports, one per concurrent
         # request, reused LIFO. An AsyncClient around them would add its request building,
         # auth, redirect and cookie handling (a fifth of the CPU of a request); httpcore's
@@ -227,6 +239,13 @@ class Provider(ABC):
         finally:
             self._idle.append(transport)
 
+    async def _before_write(self) -> None:
+        """Last check before a request is written: a 429 may have paused the provider while
+        this one waited for the rate limiter or a new connection."""
+        if (paused := self.gate.left()) > self.config.max_retry_wait_s:
+            raise ProviderPaused(paused)
+        await self.gate.wait()
+
     # -- subclass API ------------------------------------------------------------------------
     @abstractmethod
     def build(self, item: OutboxItem) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -276,13 +295,7 @@ class Provider(ABC):
                         return result
                 result.ambiguous_resends += 1
             if (paused := self.gate.left()) > self.config.max_retry_wait_s:
-                # The provider asked every sender to wait longer than a claim may be held:
-                # back to the outbox, due when the pause is over, without a request.
-                result.error_code = result.error_code or "rate_limited"
-                result.error_message = result.error_message or (
-                    f"{self.name} asked to wait {paused:.1f} s (Retry-After)"
-                )
-                result.retry_after_s = paused
+                self._deferred(result, paused)
                 break
             await self.gate.wait()
             if self.limiter is not None:
@@ -296,6 +309,10 @@ class Provider(ABC):
                     # for a backend that committed, a provider can fail after its write.
                     # Without idempotency a resend needs the care of one after a timeout.
                     attempt.ambiguous = True
+            except ProviderPaused as exc:  # a 429 paused the provider before this was written
+                result.http_attempts -= 1
+                self._deferred(result, exc.seconds)
+                break
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # The request never reached the provider: no effect, nothing ambiguous.
                 attempt = Attempt("retry", error_code="connect_error", message=repr(exc))
@@ -330,6 +347,14 @@ class Provider(ABC):
         # that earlier attempt's outcome known, so `uncertain` sticks until a success.
         result.uncertain = uncertain and not self.native_idempotency
         return result
+
+    def _deferred(self, result: SendResult, paused: float) -> None:
+        """Back to the outbox without a request, due when the provider's pause is over."""
+        result.error_code = result.error_code or "rate_limited"
+        result.error_message = result.error_message or (
+            f"{self.name} asked to wait {paused:.1f} s (Retry-After)"
+        )
+        result.retry_after_s = paused
 
     async def aclose(self) -> None:
         for transport in self._transports:

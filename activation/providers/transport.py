@@ -38,6 +38,10 @@ import httptools
 import httpx
 
 SocketOption = tuple[int, int, int]
+# Request extension: an async callable awaited once the connection is ready, right before
+# the request is written (connecting takes time: delivery checks a provider's Retry-After
+# pause there, not only before connecting). httpx's own transport ignores it.
+BEFORE_WRITE = "revisit.before_write"
 NO_ANSWER = "Server disconnected without sending a response."  # httpcore's words
 
 # Request line and header lines per RFC 9112 (token names; no CR, LF or NUL in a value):
@@ -253,6 +257,8 @@ class SingleConnectionTransport(httpx.AsyncBaseTransport):
         if connection is None:
             connection = await self._connect(origin, timeouts.get("connect"))
             self._connection = connection
+        if (before_write := request.extensions.get(BEFORE_WRITE)) is not None:
+            await before_write()  # may raise: nothing was sent, the connection stays usable
         try:
             answer = await connection.exchange(wire, timeouts.get("read"))
         except BaseException:

@@ -32,8 +32,8 @@ A seeded storm (off by default): when `script` is empty, each request draws its 
 probability `rates[fault]` from a `random.Random(seed)`; a drawn 5xx (before work) repeats
 for `burst` consecutive requests (5xx bursts). The same seed and the same order of
 requests give the same faults. Every request's log row carries `t0` (arrival), `t` (when it
-was answered), `conn` (the client's address:port: its connection) and, for a 429, the
-`retry_after` it told the client.
+was answered), `conn` (its connection, `conn-<n>`) and, for a 429, the `retry_after` it told
+the client.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ import socket
 import struct
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -294,7 +295,7 @@ class Call:
     params: dict[str, str]
     headers: dict[str, str]
     body: bytes
-    conn: str = ""  # the client's address and port: which connection the request came on
+    conn: str = ""  # which connection the request came on (`StandinApp._conn`)
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""
@@ -317,6 +318,21 @@ class StandinApp:
             (method, re.compile(pattern), handler) for method, pattern, handler in endpoints
         ]
         self.fallback = fallback
+        self._conns: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._conn_ids = itertools.count(1)
+
+    def _conn(self, scope: Scope, send: Send) -> str:
+        """The request's connection: a serial per server-side transport (uvicorn's `send`
+        is bound to its request cycle, which holds it). Not the client's port: on loopback
+        Linux reuses a closed connection's port at once (tcp_tw_reuse)."""
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if transport is None:
+            host, port = scope.get("client") or ("", 0)
+            return f"{host}:{port}"
+        conn = self._conns.get(transport)
+        if conn is None:
+            conn = self._conns[transport] = f"conn-{next(self._conn_ids)}"
+        return conn
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -334,8 +350,7 @@ class StandinApp:
                     headers = {
                         k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
                     }
-                    host, port = scope.get("client") or ("", 0)
-                    call = Call(path, match.groupdict(), headers, body, f"{host}:{port}")
+                    call = Call(path, match.groupdict(), headers, body, self._conn(scope, send))
                     answer = await handler(call)
                     await answer.send(send)
                     return

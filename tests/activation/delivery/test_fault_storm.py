@@ -170,3 +170,21 @@ def test_retry_after_values_providers_send() -> None:
 def _http_date(seconds_ahead: float, zone: str) -> str:
     when = utcnow() + timedelta(seconds=seconds_ahead)
     return when.strftime(f"%a, %d %b %Y %H:%M:%S {zone}")
+
+
+def test_a_request_waiting_for_the_rate_limiter_does_not_go_into_a_pause(
+    standins: StandinCluster, outbox: Outbox
+) -> None:
+    """The pause is checked right before a request is written: the second message waits
+    for the rate limiter (0.25 s) while the first one's 429 pauses WhatsApp for 0.6 s.
+    (Before, its gate check came first and it was sent 0.35 s into the pause.)"""
+    admin = standins.admin("whatsapp")
+    admin.set_faults(script=["429"], retry_after_s=0.6)
+    outbox.enqueue([message(1), message(2)])
+    config = fast_config(standins, whatsapp_rate_per_s=4.0, rate_burst=1, concurrency=2)
+    report = deliver(outbox, config)
+    assert report.states["sent"] == 2
+    log = sorted(admin.requests(), key=lambda r: r["t0"])
+    assert [r["status"] for r in log] == [429, 200, 200]
+    assert log[1]["t0"] - log[0]["t"] >= 0.6 - 0.005  # clocks: the loop's timers, time.time
+    assert retry_after_audit(log, in_flight_s=0.05)["violations"] == []

@@ -31,6 +31,8 @@ Rules, in order (the reason is the first that fails):
 - priority: of the customer's remaining candidates at a business on the same local send
   day, the highest `priority` wins (ties: trigger name, occasion); the others are
   excluded this run (`priority:<winner>`) and come back in the next one if still due.
+  A message already planned (`already_planned`) competes too, so a rerun on the same day
+  does not plan what it beat.
 - holdout: `cityHash64(campaign_id, customer_id) % 100 < holdout_pct` — the same customer
   is always in the same group for a campaign; holdout rows are never sent.
 - partner offer capacity: per offer, at most the allowance of the run (remaining
@@ -455,7 +457,11 @@ WITH
             row_number() OVER w AS prio_rank,
             first_value(trigger) OVER w AS winner
         FROM reasoned
-        WINDOW w AS (PARTITION BY business_id, customer_id, send_day, reason0 = ''
+        -- A message an earlier run already planned for the day still holds the day: a
+        -- rerun (after a crash, or the next scheduled run) must not hand its day to the
+        -- trigger it beat.
+        WINDOW w AS (PARTITION BY business_id, customer_id, send_day,
+                                  reason0 IN ('', 'already_planned')
                      ORDER BY priority DESC, trigger, occasion
                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     ),

@@ -124,15 +124,14 @@ def activation(config: dict[str, Any], phase: Progress) -> None:
     stand-ins — `activation.run.run_once`, phase by phase."""
     import datetime as dt
 
+    import activation.delivery
+    import activation.planner  # noqa: F401 — run imports them late: before "ready", here
     from activation import run
     from activation.config import ProvidersConfig
 
     settings = _settings()
     providers = ProvidersConfig(**config["providers"])
     now = dt.datetime.fromisoformat(config["now"])
-    import activation.delivery
-    import activation.planner  # noqa: F401 — imported before "ready", as the others are
-
     phase("ready")
     with run.open_outbox(settings.state_dsn) as outbox:
         with warehouse.connect(settings.warehouse_dsn) as client:

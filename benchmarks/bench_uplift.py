@@ -4,7 +4,8 @@ Runs `revisit demo --customers N` into a fresh data directory (or reuses one wit
 `--data-dir`), then, with the evaluation cutoff C = as_of − 30 days (a planning period
 start of the generator, whose sends have a truth row each):
 
-- trains the per-trigger T-learners (ml/uplift.py) on the sends planned before C − 30
+- trains the uplift models (ml/uplift.py: the default pooled T-learner with the trigger
+  as a feature, and separate per-trigger T-learners) on the sends planned before C − 30
   days (so every training label is complete before C);
 - scores the sends planned in [C, C + 30 days) and joins the sent ones to the truth file
   (`revisit_probability.parquet` at as_of = C: true uplift = probability −
@@ -36,6 +37,7 @@ import pandas as pd
 import warehouse
 from ingestion.identity import customer_id
 from ml.uplift import (
+    UpliftModel,
     fit_uplift,
     gain_at_budget,
     normalized_truth_auuc,
@@ -66,13 +68,24 @@ def evaluate(data_dir: Path, threads: int | None = 1) -> dict:
     with warehouse.connect(settings.warehouse_dsn) as client:
         train = send_frame(client, until=c - dt.timedelta(days=30))
         test = send_frame(client, since=c, until=c + dt.timedelta(days=30))
-    model = fit_uplift(train, threads=threads)
     truth = pd.read_parquet(settings.source_dir / "truth" / "revisit_probability.parquet")
     truth = truth[truth.as_of == cutoff].copy()
     truth["customer_id"] = customer_id(truth.phone, settings.id_key)
     truth["tau"] = truth.probability - truth.probability_without_message
     truth = truth.rename(columns={"planned_trigger": "trigger"})
     truth = truth.groupby(["business_id", "customer_id", "trigger"], as_index=False).tau.max()
+    result = {
+        "evaluation_cutoff": str(cutoff),
+        "train_sends": len(train),
+        "eval_sends": len(test),
+    }
+    for variant, separate in (("pooled", False), ("per_trigger", True)):
+        model = fit_uplift(train, threads=threads, per_trigger=separate)
+        result[variant] = _compare(model, test, truth)
+    return result
+
+
+def _compare(model: UpliftModel, test: pd.DataFrame, truth: pd.DataFrame) -> dict:
     per_trigger: dict[str, dict] = {}
     totals = {"uplift": {}, "score": {}, "send_to_all": {}}
     for trigger in model.triggers:
@@ -114,9 +127,6 @@ def evaluate(data_dir: Path, threads: int | None = 1) -> dict:
         entry["incremental_revisits"]["100%"] = round(float(tau.sum()), 1)
         per_trigger[trigger] = entry
     return {
-        "evaluation_cutoff": str(cutoff),
-        "train_sends": len(train),
-        "eval_sends": len(test),
         "fit_seconds": round(model.seconds, 2),
         "triggers": per_trigger,
         "incremental_revisits_all_triggers": {
@@ -136,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
         with tempfile.TemporaryDirectory(prefix="bench-uplift-") as tmp:
             _demo(options.customers, Path(tmp))
             result = evaluate(Path(tmp))
-    ups = result["incremental_revisits_all_triggers"]
+    ups = result["pooled"]["incremental_revisits_all_triggers"]
     result = {
         "bench": "uplift",
         "customers": options.customers,

@@ -7,13 +7,17 @@ randomized experiment, and an uplift model per trigger estimates, for one custom
 
     uplift = P(revisit within 30 days | sent) − P(revisit within 30 days | not sent)
 
-Model: a two-model (T-)learner per trigger — one gradient-boosted classifier on the sent
-messages, one on the holdout — over a few point-in-time features of the customer as of
-the send (`SEND_FEATURES`, from `marts.fct_visits` and `marts.fct_appointments` before
+Model: a two-model (T-)learner — one gradient-boosted classifier on the sent messages,
+one on the holdout — over a few point-in-time features of the customer as of the send
+(`SEND_FEATURES`, from `marts.fct_visits` and `marts.fct_appointments` before
 `planned_at`; the label is the message funnel's: a completed visit in
-(planned_at, planned_at + 30 days]). A trigger whose sent or holdout arm has fewer than
-`min_arm` rows is scored by the pooled model (all triggers, trigger as a feature), so a
-small control group borrows strength from the others instead of fitting noise.
+(planned_at, planned_at + 30 days]). By default one T-learner is fit on every trigger's
+sends with the trigger as a feature (one-hot) and scores each trigger separately: the
+holdout arm is a tenth of the sends, and per trigger it is too small — on the 20k
+ecosystem separate per-trigger T-learners ranked the true uplift of birthday and
+personal-offer messages no better than chance, the pooled one clearly better
+(BENCHMARKS.md, uplift). `per_trigger=True` fits one T-learner per trigger where both
+arms have at least `min_arm` rows (the others fall back to the pooled model).
 
 Evaluation (`qini_curve`, `qini_coefficient`, `gain_at_budget`): the Qini curve on
 observed outcomes (treated revisits minus control revisits scaled to the treated count,
@@ -258,18 +262,21 @@ def fit_uplift(
     seed: int = 0,
     version: str | None = None,
     threads: int | None = None,
+    per_trigger: bool = False,
 ) -> UpliftModel:
     """Fit the T-learners on `send_frame` rows (see the module docstring). `threads`:
     OpenMP threads for fitting (None = all cores; on a busy machine 1 is often much
     faster, as spinning OpenMP threads wait for a core)."""
     with threadpool_limits(limits=threads):
-        model = _fit_uplift(frame, min_arm=min_arm, seed=seed, version=version)
+        model = _fit_uplift(
+            frame, min_arm=min_arm, seed=seed, version=version, separate=per_trigger
+        )
     model.threads = threads
     return model
 
 
 def _fit_uplift(
-    frame: pd.DataFrame, *, min_arm: int, seed: int, version: str | None
+    frame: pd.DataFrame, *, min_arm: int, seed: int, version: str | None, separate: bool
 ) -> UpliftModel:
     started = time.perf_counter()
     triggers = sorted(frame["trigger"].unique())
@@ -281,7 +288,7 @@ def _fit_uplift(
         sel = (frame["trigger"] == trigger).to_numpy()
         y, treated = y_all[sel], treated_all[sel]
         counts[trigger] = {"sent": int(treated.sum()), "holdout": int((~treated).sum())}
-        if _fittable(y, treated, min_arm):
+        if separate and _fittable(y, treated, min_arm):
             x = frame.loc[sel, SEND_FEATURES].to_numpy(float)
             per_trigger[trigger] = _fit_arms(x, y, treated, seed + 2 * k)
     pooled = None

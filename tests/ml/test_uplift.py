@@ -149,7 +149,7 @@ def test_t_learner_finds_who_the_message_brings_back(fitted) -> None:
     # point in time: the revisit after the send is the label, never a feature
     assert (frame["recency_days"] > 0).all()
     test = frame.iloc[4_000:]
-    assert "winback" in model.per_trigger
+    assert model.pooled is not None and not model.per_trigger
     uplift = model.predict(test, "winback")
     tau = test["tau"].to_numpy()
     # ranking by predicted uplift recovers most of the true incremental revisits …
@@ -158,6 +158,10 @@ def test_t_learner_finds_who_the_message_brings_back(fitted) -> None:
     p_sent, _ = model.arms(test, "winback")
     budget = len(test) // 4
     assert gain_at_budget(tau, uplift, budget) > 1.3 * gain_at_budget(tau, p_sent, budget)
+    # one T-learner per trigger when asked (here: the same single trigger)
+    separate = fit_uplift(frame.iloc[:4_000], per_trigger=True, threads=1)
+    assert "winback" in separate.per_trigger
+    assert normalized_truth_auuc(tau, separate.predict(test, "winback")) > 0.6
     # the observed Qini (outcomes and holdout only) agrees in sign
     treated = ~test["holdout"].to_numpy(bool)
     assert qini_coefficient(test["revisited"].to_numpy(), treated, uplift) > 0

@@ -245,6 +245,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rate_exactly_once": all(map(_once, rate_checks)),
         "rate_lost": sum(c["lost"] for c in rate_checks),
         "rate_duplicated": sum(c["duplicated"] for c in rate_checks),
+        # The storm's headline (all of it under "storm"): effects counted at the stand-ins.
+        **(
+            {
+                "storm_s": storm["elapsed_s"],
+                "storm_ambiguous_outcomes": storm["ambiguous_outcomes"],
+                "storm_double_accruals": storm["double_accruals"],
+                "storm_lost": storm["lost"],
+                "storm_retries": storm["retries"],
+                "storm_responses_429": storm["responses_429"],
+                "storm_retry_after_violations": storm["retry_after_violations"],
+            }
+            if storm
+            else {}
+        ),
         "storm": storm,
         "exactly_once": all(map(_once, checks + rate_checks)) and (storm is None or storm["ok"]),
         "cpu_count": os.cpu_count(),

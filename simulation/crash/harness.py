@@ -51,8 +51,9 @@ from warehouse.schema import DATABASES, RAW_TABLES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CRM_TOKEN = "crash-harness-crm-token"
-# Delivery leases: a killed run's claimed rows go back to the queue after this long.
-LEASE_S = 1.0
+# Delivery leases: a killed run's claimed rows go back to the queue after this long (long
+# enough that a loaded machine does not lose leases of rows waiting in a run's queue).
+LEASE_S = 3.0
 # Per-request latency of the provider stand-ins, so delivery lasts long enough for kills to
 # land in it too (a stand-in answers in well under a millisecond otherwise).
 PROVIDER_DELAY_S = 0.05

@@ -20,8 +20,8 @@ from tests.activation.planner.test_planner import decisions, offer_trigger
 
 
 def test_a_rerun_on_the_same_day_does_not_plan_what_the_planned_winner_beat(
-    client,
-    fx: Fixtures,  # noqa: F811 — the planner tests' fixtures, imported above
+    client,  # noqa: F811 — the planner tests' fixtures, imported above
+    fx: Fixtures,  # noqa: F811
 ) -> None:
     fx.customer("B1", "c1", birthday=date(1990, 3, 10))
     fx.rfm("B1", "c1", "loyal")

@@ -15,8 +15,9 @@ import datetime as dt
 import multiprocessing
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from warehouse.exports import Lang, default_lang, folder_names, safe_name
-from warehouse.report import html, pdf, queries, sections, xlsx
+from warehouse.report import charts, html, pdf, queries, sections, xlsx
 from warehouse.report.model import Report
 
 # Below this many businesses, starting worker processes costs more than it saves.
@@ -89,6 +90,38 @@ def build_report(
                 f"marts.dim_businesses ({sample or 'none yet: build the marts first'})"
             )
     kinds = [ReportFormat(f) for f in formats]
+    workers = min(workers or os.cpu_count() or 1, len(selected))
+    with _pool(workers if len(selected) >= PARALLEL_FROM else 1) as pool:
+        return _build(client, out_dir, selected, known, period, lang, kinds, model_metadata,
+                      pool)  # fmt: skip
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Worker processes, started and warmed up (imports, the chart renderer) while the
+    caller queries the warehouse. Charts are CPU-bound: one process per core. Spawned,
+    not forked, so the workers inherit none of the embedded engine's threads."""
+    if workers < 2:
+        yield None
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for _ in range(workers):  # each submission while none is idle starts a process
+            pool.submit(charts.warm_up)
+        yield pool
+
+
+def _build(
+    client: Client,
+    out_dir: Path,
+    selected: Any,
+    known: Any,
+    period: dt.date | None,
+    lang: Lang | str | None,
+    kinds: list[ReportFormat],
+    model_metadata: dict[str, Any] | None,
+    pool: ProcessPoolExecutor | None,
+) -> list[ReportFile]:
     month = (period or queries.latest_period(client)).replace(day=1)
     ids = [str(b) for b in selected.business_id]
     data = queries.load(client, ids, month) if ids else {}
@@ -109,14 +142,9 @@ def build_report(
             raise ReportError(f"refusing to write outside {root}: {folder}")
         jobs.append((business, frames, segment_table, language.value, month, model_metadata,
                      folder, kinds))  # fmt: skip
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
-    if workers < 2 or len(jobs) < PARALLEL_FROM:
+    if pool is None:
         return [f for job in jobs for f in _render(*job)]
-    # Charts are CPU-bound Python: one process per core. Spawned, not forked, so the
-    # workers inherit none of the embedded engine's threads.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return [f for files in pool.map(_render, *zip(*jobs, strict=True)) for f in files]
+    return [f for files in pool.map(_render, *zip(*jobs, strict=True)) for f in files]
 
 
 def _render(

@@ -64,6 +64,13 @@ def _fonts() -> None:
     vl_convert.register_font_directory(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf"))
 
 
+def warm_up() -> None:
+    """Load the fonts and start the renderer's JavaScript engine (its first chart costs
+    about a second), so a worker process is ready before its first business."""
+    render({"data": {"values": [{"x": 1}]}, "mark": "point",
+            "encoding": {"x": {"field": "x", "type": "quantitative"}}}, "en")  # fmt: skip
+
+
 def render(spec: dict[str, Any], lang: str) -> Chart:
     """Render a Vega-Lite spec (inline data only: no URL may be fetched)."""
     _fonts()

@@ -19,6 +19,7 @@ JOBS = {"revisit_main", "ingest_crm", "ingest_webhooks", "ingest_partners", "bui
         "plan_birthdays", "plan_reminders", "plan_weekly", "plan_cashback", "deliver"}  # fmt: skip
 SCHEDULES = {
     "crm_hourly": "5 * * * *",
+    "webhook_topic_every_minute": "* * * * *",
     "models_nightly": "30 2 * * *",
     "birthdays_daily": "15 0 * * *",
     "reminders_every_15_min": "*/15 * * * *",

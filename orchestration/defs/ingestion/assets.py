@@ -75,11 +75,17 @@ def report(
     check_specs=[quarantine_check("messenger_events")],
 )
 def messenger_events(context: AssetExecutionContext, warehouse: WarehouseResource) -> Any:
-    """Closed webhook spool segments → raw.messenger_events, each segment exactly once."""
-    from ingestion.messenger import load_spool
+    """Closed webhook spool segments, and the Kafka topic when the receiver writes there
+    (REVISIT_WEBHOOK_SINK=kafka) → raw.messenger_events, each event exactly once."""
+    from ingestion.messenger import load_spool, load_topic
 
+    settings = get_settings()
+    kafka = settings.kafka()
     with warehouse.get_client() as client:
-        results = load_spool(client, get_settings().spool_dir)
+        # The spool too: segments written before a switch to Kafka still get loaded.
+        results = load_spool(client, settings.spool_dir)
+        if kafka is not None:
+            results += load_topic(client, kafka)
         yield from report(client, "messenger_events", results)
 
 

@@ -1,8 +1,10 @@
-"""Ingestion schedules (off until switched on): the CRM pull, hourly."""
+"""Ingestion schedules (off until switched on): the CRM pull, hourly; the webhook topic,
+every minute (with REVISIT_WEBHOOK_SINK=kafka no spool segment closes to wake the
+sensor)."""
 
 from dagster import DefaultScheduleStatus, ScheduleDefinition
 
-from orchestration.defs.ingestion.jobs import ingest_crm
+from orchestration.defs.ingestion.jobs import ingest_crm, ingest_webhooks
 
 crm_hourly = ScheduleDefinition(
     name="crm_hourly",
@@ -13,4 +15,13 @@ crm_hourly = ScheduleDefinition(
     description="Incremental CRM API pull (cursor) and new file drops, every hour.",
 )
 
-SCHEDULES = [crm_hourly]
+webhook_topic_every_minute = ScheduleDefinition(
+    name="webhook_topic_every_minute",
+    job=ingest_webhooks,
+    cron_schedule="* * * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Load new webhooks from the Kafka topic (switch on with the Kafka sink).",
+)
+
+SCHEDULES = [crm_hourly, webhook_topic_every_minute]

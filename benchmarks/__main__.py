@@ -94,7 +94,7 @@ def run(bench: Bench, quick: bool) -> dict[str, object]:
 
 
 HEADLINE_PARTS = ("per_s", "second", "median", "_ms", "gap", "beats", "error_pct", "failed",
-                  "_kills", "_lost", "_duplicated", "_double_effects")  # fmt: skip
+                  "_kills", "_lost", "_duplicated", "_double_effects", "storm_")  # fmt: skip
 
 
 def _headline(key: str) -> bool:

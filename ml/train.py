@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -41,6 +42,7 @@ from clickhouse_connect.driver.client import Client
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble._hist_gradient_boosting._binning import _map_to_bins
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
@@ -81,17 +83,26 @@ DEFAULT_GRID: tuple[dict[str, Any], ...] = (
 PREDICT_BLOCK_ROWS = 16_384
 
 
-def _blockwise(method: Any, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-    """`method(X)` computed over blocks of PREDICT_BLOCK_ROWS rows and stacked."""
+def _blockwise(method: Any, X: pd.DataFrame | np.ndarray, workers: int = 1) -> np.ndarray:
+    """`method(X)` computed over blocks of PREDICT_BLOCK_ROWS rows and stacked.
+
+    With `workers` > 1 the blocks are shared among that many threads (`method` must then
+    release the GIL for its heavy part and use one OpenMP thread itself); the result is
+    the same, in the same order.
+    """
     if len(X) <= PREDICT_BLOCK_ROWS:
         return method(X)
     rows = X.iloc if isinstance(X, pd.DataFrame) else X
-    return np.concatenate(
-        [method(rows[i : i + PREDICT_BLOCK_ROWS]) for i in range(0, len(X), PREDICT_BLOCK_ROWS)]
-    )
+    blocks = (rows[i : i + PREDICT_BLOCK_ROWS] for i in range(0, len(X), PREDICT_BLOCK_ROWS))
+    if workers <= 1:
+        return np.concatenate([method(block) for block in blocks])
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return np.concatenate(list(pool.map(method, blocks)))
 
 
-def _binned_raw_prediction(booster: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
+def _binned_raw_prediction(
+    booster: HistGradientBoostingClassifier, X: np.ndarray, n_threads: int | None = None
+) -> np.ndarray:
     """`booster.decision_function(X)` of a binary booster, computed on binned rows.
 
     The trees are walked on the booster's own uint8 bins instead of the float64 values:
@@ -107,10 +118,12 @@ def _binned_raw_prediction(booster: HistGradientBoostingClassifier, X: np.ndarra
     for column in np.flatnonzero(mapper.is_categorical_):
         values = X[:, column]
         values[~np.isin(values, mapper.bin_thresholds_[column])] = np.nan
-    binned = mapper.transform(X)
     missing_bin = mapper.missing_values_bin_idx_
+    if n_threads is None:
+        n_threads = _openmp_effective_n_threads()  # as decision_function: the current limit
+    binned = np.zeros_like(X, dtype=np.uint8, order="F")
+    _map_to_bins(X, mapper.bin_thresholds_, mapper.is_categorical_, missing_bin, n_threads, binned)
     raw = np.full(len(X), booster._baseline_prediction[0, 0], dtype=np.float64)
-    n_threads = _openmp_effective_n_threads()  # as decision_function: the current limit
     for (predictor,) in booster._predictors:
         raw += predictor.predict_binned(binned, missing_bin, n_threads)
     return raw
@@ -130,7 +143,7 @@ def _binnable(booster: Any) -> bool:
     )
 
 
-def _fast_decision(estimator: Any) -> Any:
+def _fast_decision(estimator: Any, n_threads: int | None = None) -> Any:
     """A blockwise-usable `decision_function` on binned rows when `estimator` allows it.
 
     `estimator` is the model pipeline (encoders, then a binary HistGradientBoosting); for
@@ -144,7 +157,7 @@ def _fast_decision(estimator: Any) -> Any:
     def decision(X: pd.DataFrame | np.ndarray) -> np.ndarray:
         for step in transforms:
             X = step.transform(X)
-        return _binned_raw_prediction(booster, X)
+        return _binned_raw_prediction(booster, X, n_threads)
 
     return decision
 
@@ -165,6 +178,14 @@ class BlockwiseFrozen(FrozenEstimator):
     """
 
     def decision_function(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        # Threads over blocks, each walking its blocks with one OpenMP thread: the trees
+        # are walked block by block, and with OpenMP inside each walk every one of the
+        # (blocks x trees) calls ended in a barrier — on a busy machine, threads spinning
+        # while they wait for a core.
+        threads = _openmp_effective_n_threads()
+        booster = self.estimator[-1] if isinstance(self.estimator, Pipeline) else self.estimator
+        if threads > 1 and _binnable(booster):
+            return _blockwise(_fast_decision(self.estimator, n_threads=1), X, workers=threads)
         return _blockwise(_fast_decision(self.estimator), X)
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:

@@ -40,9 +40,9 @@ FILL = [
       FROM numbers({businesses})""",
     """INSERT INTO raw.crm_customers SELECT
         'B' || leftPad(toString(person % {businesses}), 6, '0') AS business_id,
-        'C' || toString(number), substring(lower(hex(SHA256(phone))), 1, 16), phone, phone,
+        'C' || toString(number), {customer_id}, phone, phone,
         'Имя ' || toString(person), toDate32('1970-01-01') + (cityHash64(person) % 18000),
-        if(person % 2 = 0, 'f', 'm'), person % 5 != 0, {history}, {history},
+        if(person % 2 = 0, 'f', 'm'), person % 5 != 0, {history}, {history}, false,
         'bench', 'bench', number, now64(3, 'UTC'), 1
       FROM (SELECT number, if(number < {people}, number, cityHash64(number) % {people})
             AS person, '+79' || leftPad(toString(person), 9, '0') AS phone
@@ -55,14 +55,14 @@ FILL = [
             'cancelled','no_show'][number % 8 + 1]) AS status,
         at, if(status = 'completed', toDecimal64(500 + number % 4500, 2), NULL), 'RUB',
         if(number % 97 = 0, 'O' || toString(number % 50), NULL), at - INTERVAL 3 DAY, at,
-        'bench', 'bench', number, now64(3, 'UTC'), 1
+        false, 'bench', 'bench', number, now64(3, 'UTC'), 1
       FROM (SELECT number, cityHash64(number, 'p') % {people} AS person,
             {history} + toIntervalSecond(cityHash64(number, 't') % (570 * 86400)) AS at
             FROM numbers({appointments}))""",
     """INSERT INTO raw.message_sends SELECT
         'M' || toString(number), 'B' || leftPad(toString(person % {businesses}), 6, '0'),
         '+79' || leftPad(toString(person), 9, '0') AS phone,
-        substring(lower(hex(SHA256(phone))), 1, 16),
+        {customer_id},
         ['birthday','reminder','winback','partner_offer','personal_offer'][number % 5 + 1],
         'campaign-' || toString(number % 400), ['whatsapp','telegram','sms'][number % 3 + 1],
         number % 10 = 0, {history} + toIntervalSecond(cityHash64(number) % (540 * 86400)),
@@ -89,13 +89,19 @@ FILL = [
         toString(number), 'p' || toString(number % 3 + 1),
         ['target_action','accrual','accrual','reversal','redemption'][number % 5 + 1],
         '+79' || leftPad(toString(person), 9, '0') AS phone,
-        substring(lower(hex(SHA256(phone))), 1, 16), toDecimal64(10 + number % 990, 2),
+        {customer_id}, toDecimal64(10 + number % 990, 2),
         'RUB', {history} + toIntervalSecond(cityHash64(number) % (540 * 86400)),
         if(number % 4 = 0, 'O' || toString(number % 50), NULL), '{{}}',
         'bench', 'bench', number, now64(3, 'UTC'), 1
       FROM (SELECT number, cityHash64(number, 'e') % {people} AS person
             FROM numbers({partner_events}))""",
 ]
+
+
+def _customer_id_sql(settings: Settings) -> str:
+    """`ingestion.identity.customer_id` in SQL: the installation's keyed HMAC of `phone`."""
+    key = settings.id_key.decode().replace("\\", "\\\\").replace("'", "\\'")
+    return f"substring(lower(hex(HMAC('SHA256', phone, '{key}'))), 1, 16)"
 
 
 def fill(settings: Settings, customers: int) -> dict[str, int]:
@@ -111,7 +117,11 @@ def fill(settings: Settings, customers: int) -> dict[str, int]:
     with warehouse.connect(settings.warehouse_dsn) as client:
         prepare_raw(client)
         for statement in FILL:
-            client.command(statement.format(as_of=AS_OF, history=HISTORY, **sizes))
+            client.command(
+                statement.format(
+                    as_of=AS_OF, history=HISTORY, customer_id=_customer_id_sql(settings), **sizes
+                )
+            )
     return sizes
 
 

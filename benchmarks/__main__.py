@@ -25,6 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).with_name("results.json")
 REPORT = ROOT / "BENCHMARKS.md"
+# Hand-kept context under the generated table: runs made outside `make bench` (each with
+# its command), what a figure means, why a target is missed.
+NOTES = Path(__file__).with_name("NOTES.md")
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ def render(results: dict[str, dict]) -> str:
             f"{summary} | {entry['at']}, {entry['machine']['cpus']} CPUs, "
             f"{entry['machine']['memory_gib']} GiB |"
         )
+    if NOTES.exists():
+        lines += ["", NOTES.read_text().strip()]
     lines += ["", "## Raw results", "", "```json", json.dumps(results, indent=2), "```", ""]
     return "\n".join(lines)
 
@@ -139,7 +144,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="reduced sizes")
     parser.add_argument("--only", action="append", help="benchmark name (repeatable)")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="rewrite BENCHMARKS.md from results.json and NOTES.md, run nothing",
+    )
     options = parser.parse_args(argv)
+    if options.render:
+        REPORT.write_text(render(json.loads(RESULTS.read_text())))
+        return
     chosen = [b for b in BENCHES if not options.only or b.name in options.only]
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for bench in chosen:

@@ -98,7 +98,7 @@ FILL = [
 ]
 
 
-def _customer_id_sql(settings: Settings) -> str:
+def customer_id_sql(settings: Settings) -> str:
     """`ingestion.identity.customer_id` in SQL: the installation's keyed HMAC of `phone`."""
     key = settings.id_key.decode().replace("\\", "\\\\").replace("'", "\\'")
     return f"substring(lower(hex(HMAC('SHA256', phone, '{key}'))), 1, 16)"
@@ -119,7 +119,7 @@ def fill(settings: Settings, customers: int) -> dict[str, int]:
         for statement in FILL:
             client.command(
                 statement.format(
-                    as_of=AS_OF, history=HISTORY, customer_id=_customer_id_sql(settings), **sizes
+                    as_of=AS_OF, history=HISTORY, customer_id=customer_id_sql(settings), **sizes
                 )
             )
     return sizes

@@ -35,7 +35,6 @@ import glob
 import json
 import os
 import pwd
-import re
 import shutil
 import socket
 import statistics
@@ -52,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 import warehouse
-from benchmarks.bench_dbt import AS_OF, FILL, HISTORY
+from benchmarks.bench_dbt import AS_OF, FILL, HISTORY, customer_id_sql
 from revisit.settings import PROJECT_ROOT, Settings
 from warehouse.dbt_runner import run_dbt, run_target_path
 from warehouse.load import prepare_raw
@@ -320,18 +319,10 @@ def fill(settings: Settings, customers: int, visits: int) -> dict[str, int]:
     with warehouse.connect(settings.warehouse_dsn) as client:
         prepare_raw(client)
         for statement in FILL[:3]:  # businesses, customers, appointments
-            # bench_dbt's statements predate the `is_deleted` column (DEFAULT false): name
-            # the columns they fill.
-            table = re.search(r"INSERT INTO (raw\.\w+) SELECT", statement).group(1)
-            columns = [
-                row[0]
-                for row in client.query(f"DESCRIBE TABLE {table}").result_rows
-                if row[0] != "is_deleted"
-            ]
-            statement = statement.replace(
-                f"INSERT INTO {table} SELECT", f"INSERT INTO {table} ({', '.join(columns)}) SELECT"
+            sql = statement.format(
+                as_of=AS_OF, history=HISTORY, customer_id=customer_id_sql(settings), **sizes
             )
-            client.command(statement.format(as_of=AS_OF, history=HISTORY, **sizes))
+            client.command(sql)
     return sizes
 
 

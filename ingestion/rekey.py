@@ -10,7 +10,10 @@ what the next load computes. `migrate_customer_ids(client, key)` rewrites them:
   logs `activation.message_log` / `accrual_log`);
 - ids stored without a phone are translated old → new through those pairs: the CRM's
   customer key where it was derived from the phone (`derive: from_phone`, which equals
-  the customer's id; also in `raw.crm_appointments`) and `ml.revisit_scores`.
+  the customer's id; also in `raw.crm_appointments`), `ml.revisit_scores`,
+  `ml.uplift_scores`, and the append-only point-in-time histories
+  (`intermediate.int_customer_consent_history`, `int_appointment_versions`), which no
+  full refresh rebuilds.
 
 Each table is rewritten into a copy that then replaces it (`EXCHANGE TABLES`), so key
 columns can change and a crash leaves either the old or the new table. Rerunning is
@@ -39,6 +42,12 @@ REKEYED: tuple[tuple[str, str, str], ...] = (
     ("activation.message_log", "customer_id", "phone"),
     ("activation.accrual_log", "customer_id", "phone"),
     ("ml.revisit_scores", "customer_id", "old"),
+    ("ml.uplift_scores", "customer_id", "old"),
+    # The point-in-time histories keep versions raw has merged away and never rebuild
+    # (full_refresh=false), so the marts' --full-refresh would leave their old ids behind.
+    ("intermediate.int_customer_consent_history", "customer_id", "old"),
+    ("intermediate.int_customer_consent_history", "source_customer_id", "old"),
+    ("intermediate.int_appointment_versions", "source_customer_id", "old"),
 )
 _PHONE_MAP = "raw._rekey_by_phone"
 _OLD_MAP = "raw._rekey_by_old_id"

@@ -25,6 +25,7 @@ from activation.activation_log import ensure_log_tables
 from ingestion.identity import customer_id
 from ingestion.rekey import migrate_customer_ids
 from ml.contract import ensure_scores_table
+from ml.uplift import ensure_uplift_table
 from revisit.cli import app
 from revisit.settings import Settings
 from warehouse.load import load_batch, prepare_raw
@@ -141,6 +142,32 @@ def _old_warehouse(settings: Settings) -> None:
             "INSERT INTO ml.revisit_scores (business_id, customer_id) VALUES "
             f"('b1', '{_old_id(AIGERIM)}'), ('b9', 'never-seen-with-a-phone')"
         )
+        ensure_uplift_table(client)
+        client.command(
+            "INSERT INTO ml.uplift_scores (business_id, customer_id, trigger) VALUES "
+            f"('b1', '{_old_id(AIGERIM)}', 'winback')"
+        )
+        # The append-only histories dbt keeps (full_refresh=false), in their shape.
+        client.command("CREATE DATABASE IF NOT EXISTS intermediate")
+        client.command(
+            "CREATE TABLE intermediate.int_customer_consent_history (business_id String, "
+            "source_customer_id String, customer_id String, consent_marketing Bool, "
+            "loaded_at DateTime64(3, 'UTC')) ENGINE = ReplacingMergeTree(loaded_at) "
+            "ORDER BY (business_id, source_customer_id)"
+        )
+        client.command(
+            "INSERT INTO intermediate.int_customer_consent_history VALUES "
+            f"('b2', '{_old_id(ANNA)}', '{_old_id(ANNA)}', true, now64(3))"
+        )
+        client.command(
+            "CREATE TABLE intermediate.int_appointment_versions (business_id String, "
+            "appointment_id String, source_customer_id String, loaded_at DateTime64(3, 'UTC')) "
+            "ENGINE = ReplacingMergeTree(loaded_at) ORDER BY (business_id, appointment_id)"
+        )
+        client.command(
+            "INSERT INTO intermediate.int_appointment_versions VALUES "
+            f"('b2', 'a2', '{_old_id(ANNA)}', now64(3))"
+        )
 
 
 def _ids(client: warehouse.Client) -> dict[str, list[tuple[str, ...]]]:
@@ -159,6 +186,13 @@ def _ids(client: warehouse.Client) -> dict[str, list[tuple[str, ...]]]:
         "sends": rows("SELECT customer_id, phone_e164 FROM raw.message_sends FINAL"),
         "log": rows("SELECT customer_id, phone_e164 FROM activation.message_log FINAL"),
         "scores": rows("SELECT business_id, customer_id FROM ml.revisit_scores"),
+        "uplift": rows("SELECT customer_id FROM ml.uplift_scores"),
+        "consent_history": rows(
+            "SELECT source_customer_id, customer_id FROM intermediate.int_customer_consent_history"
+        ),
+        "appointment_versions": rows(
+            "SELECT source_customer_id FROM intermediate.int_appointment_versions"
+        ),
     }
 
 
@@ -186,6 +220,9 @@ def test_migration_rewrites_old_ids_to_the_keyed_ones_and_is_idempotent(
         "sends": [(new[AIGERIM], AIGERIM)],
         "log": [(new[ANNA], ANNA)],
         "scores": sorted([("b1", new[AIGERIM]), ("b9", "never-seen-with-a-phone")]),
+        "uplift": [(new[AIGERIM],)],
+        "consent_history": [(new[ANNA], new[ANNA])],  # no full refresh rebuilds these
+        "appointment_versions": [(new[ANNA],)],
     }  # fmt: skip
     assert report.changed["raw.crm_customers.customer_id"] == 3
     assert report.changed["raw.crm_appointments.source_customer_id"] == 1

@@ -56,6 +56,7 @@ from activation.providers import (
     ProvidersConfig,
     SendResult,
 )
+from warehouse.privacy import mask_text
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,11 @@ def _completion(
             item.key, token, State.sent, provider=result.provider,
             provider_ref=result.provider_message_id, sent_at=now, last_error=note,
         )  # fmt: skip
-    error = f"{result.error_code}: {result.error_message}" if result.error_message else None
+    # Provider error bodies can echo the recipient's phone or name: the outbox and the
+    # activation log keep them masked, like everything else shown to operators.
+    error = (
+        f"{result.error_code}: {mask_text(result.error_message)}" if result.error_message else None
+    )
     if result.permanent:
         return Completion(
             item.key, token, State.failed, reason="permanent", provider=result.provider,

@@ -26,7 +26,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from warehouse.exports import Lang, default_lang, folder_names, safe_name
-from warehouse.report import charts, html, pdf, queries, sections, xlsx
+from warehouse.report import charts, html, queries, sections
 from warehouse.report.model import Report
 
 # Below this many businesses, starting worker processes costs more than it saves.
@@ -178,8 +178,12 @@ def _write(report: Report, kind: ReportFormat, path: Path) -> None:
         if kind is ReportFormat.html:
             partial.write_text(html.render(report), encoding="utf-8")
         elif kind is ReportFormat.xlsx:
+            from warehouse.report import xlsx  # openpyxl only when a workbook is asked for
+
             xlsx.write(report, partial)
         else:
+            from warehouse.report import pdf  # reportlab only when a PDF is asked for
+
             pdf.write(report, partial)
         partial.replace(path)
     finally:

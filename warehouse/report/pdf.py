@@ -11,7 +11,6 @@ from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-import matplotlib
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -29,6 +28,7 @@ from reportlab.platypus import (
 )
 from reportlab.platypus import Table as PdfTable
 
+from warehouse.report.charts import FONT_DIR
 from warehouse.report.model import Report, Table, fmt
 
 MAX_COLUMNS = 9
@@ -37,7 +37,7 @@ WIDTH = A4[0] - 30 * mm
 
 @cache
 def _fonts() -> tuple[str, str]:
-    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    folder = FONT_DIR
     pdfmetrics.registerFont(TTFont("DejaVuSans", str(folder / "DejaVuSans.ttf")))
     pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", str(folder / "DejaVuSans-Bold.ttf")))
     return "DejaVuSans", "DejaVuSans-Bold"

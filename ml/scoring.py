@@ -35,11 +35,25 @@ class ScoringSummary:
 
 
 def deciles_within_business(business_id: pd.Series, p: np.ndarray) -> np.ndarray:
-    """Decile 1..10 per business, 1 = the tenth with the highest probability."""
-    frame = pd.DataFrame({"b": business_id.to_numpy(), "p": p})
-    rank = frame.groupby("b")["p"].rank(method="first", ascending=False).to_numpy()
-    size = frame.groupby("b")["p"].transform("size").to_numpy()
-    return (1 + np.floor(10 * (rank - 1) / size)).astype(np.uint8)
+    """Decile 1..10 per business, 1 = the tenth with the highest probability; ties keep
+    their row order (a rank "first"). One stable sort instead of two pandas group-bys
+    (about 0.4 s of a 1M-customer scoring)."""
+    p = np.asarray(p, dtype=float)
+    codes, _ = pd.factorize(business_id, sort=False)
+    order = np.lexsort((-p, codes))  # stable: equal probabilities stay in row order
+    grouped = codes[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    rank0 = np.arange(len(order)) - np.repeat(starts, sizes)
+    out = np.empty(len(order), dtype=np.uint8)
+    out[order] = 1 + np.floor(10 * rank0 / np.repeat(sizes, sizes))
+    return out
+
+
+def _arrow_strings(column: pd.Series) -> pa.Array:
+    """The column as Arrow strings, without a detour through a million Python objects
+    when pandas already holds it in Arrow."""
+    return pa.array(column, from_pandas=True).cast(pa.string())
 
 
 def score_customers(
@@ -72,8 +86,8 @@ def score_customers(
     # Arrow end to end: no per-row Python objects for a million rows.
     out = pa.table(
         {
-            "business_id": pa.array(frame["business_id"].to_numpy(), type=pa.string()),
-            "customer_id": pa.array(frame["customer_id"].to_numpy(), type=pa.string()),
+            "business_id": _arrow_strings(frame["business_id"]),
+            "customer_id": _arrow_strings(frame["customer_id"]),
             "scored_at": pa.array(
                 np.full(len(p), cutoff.value // 1_000_000), type=pa.timestamp("ms", tz="UTC")
             ),

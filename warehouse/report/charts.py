@@ -6,8 +6,11 @@ Why not matplotlib (which ml/plots.py uses): a report has seven charts per busin
 and the demo has fifty businesses; matplotlib spent ~0.1 s per chart laying out ticks and
 text in Python, vl-convert renders the same chart several times faster
 (`benchmarks/bench_report.py`). Numbers in axes follow the report's locale (d3-format's
-ru-RU and en-US), text is set in DejaVu Sans (the font the PDF uses) so Cyrillic renders
-the same everywhere.
+ru-RU and en-US). Text is measured and drawn in Liberation Sans, which vl-convert
+bundles (Cyrillic included), so the PNGs are the same on every machine; browsers without
+it fall back along the family list. A font registered from a directory (DejaVu) made
+every chart about twice as slow to lay out, so DejaVu is only a fallback for glyphs
+Liberation lacks.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import vl_convert
 
 HIGHLIGHT = "#c0392b"
 BLUE = "#2c7fb8"
-FONT = "DejaVu Sans"
+FONT = "Liberation Sans, Arial, Helvetica, sans-serif"
 # PNG pixels per SVG pixel: 1 keeps the PDF and XLSX as sharp as the matplotlib charts
 # were (96 dpi) at the lowest rasterising cost; the HTML is vector anyway.
 PNG_SCALE = 1.0
@@ -40,7 +43,8 @@ CONFIG = {
 }
 # Units of the RFM grid per monetary panel: 3 cells and a gap.
 GRID_PANEL = 3.4
-# The fonts matplotlib ships (DejaVu): the same on every machine, with Cyrillic and ₽.
+# The fonts matplotlib ships (DejaVu, with Cyrillic and ₽): the PDF's text font and the
+# charts' fallback.
 # Found without importing matplotlib, which would add to every report worker's start.
 FONT_DIR = Path(find_spec("matplotlib").submodule_search_locations[0], "mpl-data", "fonts", "ttf")
 _SIZE = re.compile(r'<svg[^>]*?width="([\d.]+)" height="([\d.]+)"')

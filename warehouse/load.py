@@ -96,7 +96,11 @@ def with_bookkeeping(frame: pd.DataFrame, batch_id: str, source: str) -> pd.Data
     if "_row" not in out.columns:
         out["_row"] = np.arange(len(out), dtype=np.uint64)
     if "_version" not in out.columns:
-        out["_version"] = np.uint64(time.time_ns())
+        # Load time plus the row's position: a key repeated within one batch has a last
+        # row that wins deterministically (with one version for the whole batch the engine
+        # picked either, depending on how the insert's sort ordered equal keys). Batches
+        # are loaded far more than a nanosecond per row apart, so a later batch still wins.
+        out["_version"] = np.uint64(time.time_ns()) + out["_row"].to_numpy(dtype=np.uint64)
     return out
 
 

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -61,25 +58,13 @@ def prepare_sources(settings: Settings, customers: int, seed: int, console: Cons
 
 def replay_webhooks(settings: Settings, console: Console) -> dict[str, int]:
     """Run the receiver in its own process, replay the recorded webhooks, stop it."""
-    from simulation.webhook_replay import replay
+    from simulation.webhook_replay import receiver_process, replay
 
-    receiver = subprocess.Popen(
-        [sys.executable, "-m", "revisit.webhook_receiver", "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     accepted: dict[str, int] = {}
-    try:
-        line = receiver.stdout.readline() if receiver.stdout else ""
-        if not line.startswith("LISTENING"):
-            raise RuntimeError(f"the webhook receiver did not start: {line!r}")
-        base_url = f"http://127.0.0.1:{int(line.split()[1])}"
+    with receiver_process() as base_url:
         for requests_file in sorted((settings.source_dir / "webhooks").glob("*.jsonl")):
             result = replay(requests_file, base_url, concurrency=64)
             accepted[requests_file.stem] = result.accepted
-    finally:
-        receiver.send_signal(signal.SIGTERM)
-        receiver.wait(timeout=30)
     console.print(
         "webhooks: "
         + ", ".join(f"{name} {count:,}" for name, count in accepted.items())

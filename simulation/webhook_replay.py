@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,3 +123,23 @@ def replay(
     return asyncio.run(
         replay_async(requests_file, base_url, concurrency=concurrency, attempts=attempts)
     )
+
+
+@contextmanager
+def receiver_process(env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[str]:
+    """`revisit.webhook_receiver` in its own process on an ephemeral loopback port: yields
+    its base URL once it listens, stops it (SIGTERM) on exit."""
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "revisit.webhook_receiver", "--host", "127.0.0.1", "--port", "0"],
+        env=env, cwd=cwd, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = receiver.stdout.readline() if receiver.stdout else ""
+        if not line.startswith("LISTENING"):
+            raise RuntimeError(f"the webhook receiver did not start: {line!r}")
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        receiver.send_signal(signal.SIGTERM)
+        receiver.wait(timeout=30)
+        if receiver.stdout:
+            receiver.stdout.close()

@@ -272,27 +272,14 @@ class Workspace:
 def _fill_spool(root: Path, source_dir: Path) -> Path:
     """Replay the generated webhooks into the real receiver (its own process) and stop it:
     the closed spool segments every ingestion trial starts from."""
-    from simulation.webhook_replay import replay
+    from simulation.webhook_replay import receiver_process, replay
 
     data_dir = root / "receiver"
     env = {k: v for k, v in os.environ.items() if not k.startswith("REVISIT_")}
     env["REVISIT_DATA_DIR"] = str(data_dir)
-    receiver = subprocess.Popen(
-        [sys.executable, "-m", "revisit.webhook_receiver", "--host", "127.0.0.1", "--port", "0"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        line = receiver.stdout.readline() if receiver.stdout else ""
-        if not line.startswith("LISTENING"):
-            raise RuntimeError(f"the webhook receiver did not start: {line!r}")
-        url = f"http://127.0.0.1:{int(line.split()[1])}"
+    with receiver_process(env, cwd=PROJECT_ROOT) as url:
         for requests_file in sorted((source_dir / "webhooks").glob("*.jsonl")):
             replay(requests_file, url, concurrency=16)
-    finally:
-        receiver.send_signal(signal.SIGTERM)
-        receiver.wait(timeout=30)
-        if receiver.stdout:
-            receiver.stdout.close()
     return data_dir / "spool"
 
 

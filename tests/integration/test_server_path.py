@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ import warehouse
 from revisit.settings import PROJECT_ROOT
 from simulation.clickhouse_http import running
 from simulation.providers import TOKENS, run_standins
-from simulation.webhook_replay import replay
+from simulation.webhook_replay import receiver_process, replay
 from tests.conftest import VENV_BIN
 
 # Two demos and three concurrent processes: more than the suite's default per-test limit
@@ -167,19 +165,9 @@ def test_loader_dbt_and_delivery_run_at_once_on_the_server(runs: Runs, tmp_path:
     events_before, batches_before = scalar(events_sql), scalar(batches_sql)
     # The recorded webhooks again, into the server data directory's spool: new segments
     # for the loader (the receiver does not touch the warehouse).
-    receiver = subprocess.Popen(
-        [sys.executable, "-m", "revisit.webhook_receiver", "--host", "127.0.0.1", "--port", "0"],
-        env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        line = receiver.stdout.readline() if receiver.stdout else ""
-        assert line.startswith("LISTENING"), line
-        base_url = f"http://127.0.0.1:{int(line.split()[1])}"
+    with receiver_process(env, cwd=PROJECT_ROOT) as base_url:
         webhooks = sorted((runs.server_data / "landing" / "demo" / "webhooks").glob("*.jsonl"))
         accepted = sum(replay(f, base_url, concurrency=8).accepted for f in webhooks)
-    finally:
-        receiver.send_signal(signal.SIGTERM)
-        receiver.wait(timeout=30)
     assert accepted > 0
 
     with run_standins(jsonl_dir=tmp_path) as providers:

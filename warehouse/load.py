@@ -16,14 +16,18 @@ third of the insert's CPU, and readers get the same rows through `FINAL`; only a
 plain `count()` would see a key repeated *within* one batch until the next merge.
 
 Rows travel as Arrow. On the embedded engine the insert reads the Arrow table in
-place (chDB's `Python()` table function); a server gets Arrow IPC over HTTP.
+place (chDB's `Python()` table function); a server gets Arrow IPC over HTTP. A batch
+may also be rows the engine computes itself (`EngineRows`: a SELECT over an Arrow table
+held as an `ArrowSource`), so that typing and validation run in SQL; every part of a
+batch goes through `insert_frame`, the one place raw rows enter a table.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,6 +89,82 @@ def _record_batch(
     )  # fmt: skip
 
 
+class ArrowSource:
+    """An Arrow table the engine reads as a relation, for several queries over one read.
+
+    Embedded engine: `relation` is `Python(_revisit_rows)`, chDB reading the table's
+    buffers in this process, on a connection of its own (the client's handle is private
+    to clickhouse-connect and serialises its queries; each loader thread gets its own).
+    Server: the table is sent once (Arrow over HTTP) into a `Memory` table
+    `raw._stage_<uuid>` that lives for the `with` block, so one SQL text serves both.
+    """
+
+    def __init__(self, client: Client, table: pa.Table) -> None:
+        self.client, self.table = client, table
+        self.relation = ""
+        self._connection: Any = None
+
+    def __enter__(self) -> ArrowSource:
+        if isinstance(self.client, ChdbClient):
+            self._connection = chdb_connect(os.path.realpath(self.client.path))
+            self.relation = "Python(_revisit_rows)"
+            return self
+        types = {pa.string(): "String", pa.large_string(): "String", pa.uint64(): "UInt64"}
+        columns = ", ".join(
+            f"{quote_identifier(f.name)} {types[f.type]}" for f in self.table.schema
+        )
+        self.relation = f"raw.{quote_identifier('_stage_' + uuid.uuid4().hex)}"
+        self.client.command(f"CREATE TABLE {self.relation} ({columns}) ENGINE = Memory")
+        try:
+            self.client.insert_arrow(self.relation, self.table)
+        except Exception:
+            self.client.command(f"DROP TABLE IF EXISTS {self.relation}")
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        else:
+            self.client.command(f"DROP TABLE IF EXISTS {self.relation}")
+
+    def query_arrow(self, sql: str) -> pa.Table:
+        """Run a SELECT (naming `self.relation`) and return its result as Arrow."""
+        if self._connection is None:
+            return self.client.query_arrow(sql)
+        _revisit_rows = self.table  # `Python(_revisit_rows)` is resolved by name
+        try:
+            return self._connection.query(sql, "ArrowTable")
+        except RuntimeError as exc:  # chdb's connection raises a RuntimeError subclass
+            raise DatabaseError(f"query failed: {exc}") from exc
+
+    def command(self, sql: str) -> None:
+        """Run a statement (an INSERT … SELECT naming `self.relation`)."""
+        if self._connection is None:
+            self.client.command(sql)
+            return
+        _revisit_rows = self.table  # `Python(_revisit_rows)` is resolved by name
+        try:
+            self._connection.query(sql)
+        except RuntimeError as exc:
+            raise DatabaseError(f"statement failed: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class EngineRows:
+    """Rows of a batch that the engine computes: `select` (a SELECT over `source.relation`
+    giving `columns`, bookkeeping included) yields `rows` rows. Loaded like a frame."""
+
+    source: ArrowSource
+    columns: tuple[str, ...]
+    select: str
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
+
+
 def with_bookkeeping(frame: pd.DataFrame, batch_id: str, source: str) -> pd.DataFrame:
     """The frame plus `_batch_id`, `_source`, `_row` and (unless given) `_version`."""
     out = frame.copy(deep=False)
@@ -104,15 +184,32 @@ def with_bookkeeping(frame: pd.DataFrame, batch_id: str, source: str) -> pd.Data
     return out
 
 
+def _settings_clause(settings: dict[str, Any] | None) -> str:
+    clause = ", ".join(
+        f"{name} = {format_query_value(value)}" for name, value in (settings or {}).items()
+    )
+    return f" SETTINGS {clause}" if clause else ""
+
+
 def insert_frame(
-    client: Client, table: str, frame: pd.DataFrame, settings: dict[str, Any] | None = None
+    client: Client,
+    table: str,
+    frame: pd.DataFrame | EngineRows,
+    settings: dict[str, Any] | None = None,
 ) -> None:
-    """Insert a DataFrame, as Arrow when it converts cleanly.
+    """Insert a DataFrame, as Arrow when it converts cleanly, or rows the engine computes.
 
     Arrow is read by the engine itself, several times faster than clickhouse-connect's
     row-wise Python serialisation of `insert_df`; columns Arrow cannot type (mixed
-    Python objects) fall back to `insert_df`. `settings`: ClickHouse settings of the insert.
+    Python objects) fall back to `insert_df`. `EngineRows`: `INSERT … SELECT` run where
+    its Arrow source is readable. `settings`: ClickHouse settings of the insert.
     """
+    if isinstance(frame, EngineRows):
+        columns = ", ".join(quote_identifier(c) for c in frame.columns)
+        frame.source.command(
+            f"INSERT INTO {table} ({columns}) {frame.select}{_settings_clause(settings)}"
+        )
+        return
     try:
         arrow = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -135,12 +232,8 @@ def insert_arrow(
         client.insert_arrow(table, arrow, settings=settings)
         return
     columns = ", ".join(quote_identifier(name) for name in arrow.column_names)
-    clause = ", ".join(
-        f"{name} = {format_query_value(value)}" for name, value in (settings or {}).items()
-    )
-    sql = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(arrow)" + (
-        f" SETTINGS {clause}" if clause else ""
-    )
+    sql = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(arrow)"
+    sql += _settings_clause(settings)
     # A handle of its own on the client's engine (chDB allows many per process): the
     # client's handle is private to clickhouse-connect. `Python(arrow)` is resolved by
     # name from this frame's locals.
@@ -153,26 +246,12 @@ def insert_arrow(
         connection.close()
 
 
-def load_batch(
-    client: Client,
-    table: str,
-    frame: pd.DataFrame,
-    *,
-    batch_id: str,
-    source: str,
-    quarantine: pd.DataFrame | None = None,
-    collapse_on_insert: bool = True,
-) -> LoadResult:
-    """Load one batch into `raw.<table>` (and its rejected rows into `raw.quarantine`), once.
-
-    `frame` holds the table's own columns (bookkeeping is added here). `quarantine`
-    holds rows rejected by validation, in the columns of `raw.quarantine`.
-    `collapse_on_insert=False` leaves rows repeating a key within this batch to the
-    next merge / `FINAL` instead of collapsing them while inserting (see the module doc).
-    """
+def begin_batch(client: Client, table: str, batch_id: str, source: str) -> bool:
+    """Mark a batch `started` (after removing what a crashed attempt left); False when the
+    batch is already `done` (nothing to load)."""
     status = batch_status(client, table, batch_id)
     if status == "done":
-        return LoadResult(table, batch_id, 0, 0, skipped=True)
+        return False
     if status == "started":
         # A previous attempt died half-way: drop what it wrote, then load again. The
         # DELETE is a mutation, run by the merge pool: merges must run (`merges_paused`).
@@ -184,15 +263,45 @@ def load_batch(
                 parameters={"b": batch_id},
             )
     _record_batch(client, table, batch_id, source, "started", 0, 0)
-    if len(frame):
-        settings = None if collapse_on_insert else {"optimize_on_insert": 0}
-        insert_frame(client, f"raw.{table}", with_bookkeeping(frame, batch_id, source), settings)
+    return True
+
+
+def load_batch(
+    client: Client,
+    table: str,
+    frame: pd.DataFrame | EngineRows | Sequence[pd.DataFrame | EngineRows],
+    *,
+    batch_id: str,
+    source: str,
+    quarantine: pd.DataFrame | None = None,
+    collapse_on_insert: bool = True,
+) -> LoadResult:
+    """Load one batch into `raw.<table>` (and its rejected rows into `raw.quarantine`), once.
+
+    `frame` holds the table's own columns (bookkeeping is added here), or is several
+    parts (frames and `EngineRows`, which carry their own bookkeeping), each inserted
+    in turn. `quarantine` holds rows rejected by validation, in the columns of
+    `raw.quarantine`. `collapse_on_insert=False` leaves rows repeating a key within
+    this batch to the next merge / `FINAL` instead of collapsing them while inserting
+    (see the module doc).
+    """
+    if not begin_batch(client, table, batch_id, source):
+        return LoadResult(table, batch_id, 0, 0, skipped=True)
+    parts = [frame] if isinstance(frame, (pd.DataFrame, EngineRows)) else list(frame)
+    settings = None if collapse_on_insert else {"optimize_on_insert": 0}
+    for part in parts:
+        if not len(part):
+            continue
+        if isinstance(part, pd.DataFrame):
+            part = with_bookkeeping(part, batch_id, source)
+        insert_frame(client, f"raw.{table}", part, settings)
+    rows = sum(len(part) for part in parts)
     rejected = 0 if quarantine is None else len(quarantine)
     if rejected:
         q = quarantine.assign(source_table=table)
         insert_frame(client, "raw.quarantine", with_bookkeeping(q, batch_id, source))
-    _record_batch(client, table, batch_id, source, "done", len(frame), rejected)
-    return LoadResult(table, batch_id, len(frame), rejected, skipped=False)
+    _record_batch(client, table, batch_id, source, "done", rows, rejected)
+    return LoadResult(table, batch_id, rows, rejected, skipped=False)
 
 
 @contextmanager

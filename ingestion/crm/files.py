@@ -26,20 +26,25 @@ from __future__ import annotations
 import codecs
 import hashlib
 import itertools
+import sys
+import time
 from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from clickhouse_connect.driver.binding import format_query_value
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from ingestion.crm.api import business_regions
 from ingestion.crm.mapping import (
@@ -53,7 +58,16 @@ from ingestion.crm.mapping import (
     load_field_map,
     prepare,
 )
-from warehouse.load import LoadResult, done_batches, load_batch, merges_paused, prepare_raw
+from ingestion.quality import get_suite
+from warehouse.load import (
+    ArrowSource,
+    EngineRows,
+    LoadResult,
+    done_batches,
+    load_batch,
+    merges_paused,
+    prepare_raw,
+)
 from warehouse.privacy import mask_text
 
 SUFFIXES = (".csv", ".xlsx", ".parquet")
@@ -156,11 +170,9 @@ def _explain_read_error(exc: Exception, path: Path, encoding: str, delimiter: st
     return f"{type(exc).__name__}: {text}"
 
 
-def read_csv(path: Path, entity_map: EntityMap, options: Mapping[str, Any]) -> pd.DataFrame:
-    """CSV → frame with the field map's types when every value converts, else text.
-
-    Raises MappingError with a hint when the file does not decode in the configured
-    encoding or has one column only (wrong delimiter)."""
+def _csv_options(
+    path: Path, options: Mapping[str, Any]
+) -> tuple[str, str, pacsv.ReadOptions, pacsv.ParseOptions]:
     encoding = detect_encoding(path, options.get("encoding", "utf-8"))
     delimiter = options.get("delimiter", ",")
     if delimiter == "auto":
@@ -169,16 +181,31 @@ def read_csv(path: Path, entity_map: EntityMap, options: Mapping[str, Any]) -> p
     # the cores busy; pyarrow's own threads on top only add contention (~5-10%).
     read = pacsv.ReadOptions(encoding=encoding, block_size=1 << 24, use_threads=False)
     parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=options.get("quotechar", '"'))
+    return encoding, delimiter, read, parse
+
+
+def _check_columns(names: list[str], delimiter: str) -> None:
+    if len(names) == 1:
+        header = names[0]
+        other = next((d for d in (";", ",", "\t", "|") if d != delimiter and d in header), None)
+        if other is not None:
+            raise MappingError(
+                f"one column found with delimiter {delimiter!r} (header {header[:80]!r}): "
+                f"is the delimiter {other!r}? Set `delimiter: {other!r}` (or auto) in the field "
+                "map (files.csv.delimiter)"
+            )
+
+
+def read_csv_arrow(path: Path, entity_map: EntityMap, options: Mapping[str, Any]) -> pa.Table:
+    """CSV → Arrow table with the field map's types when every value converts, else text
+    (empty cells null either way). `read_csv` is this table as a frame.
+
+    Raises MappingError with a hint when the file does not decode in the configured
+    encoding or has one column only (wrong delimiter)."""
+    encoding, delimiter, read, parse = _csv_options(path, options)
     # Only fields typed by the defaults are typed by the reader; the others (value maps,
     # decimal commas, several date formats, local times) are read as text.
-    typed = {
-        f.source: _ARROW_TYPES[f.type] if f.plain else pa.string()
-        for f in entity_map.fields
-        if f.from_source and (f.type != "timestamp" or not f.format)
-    }
-    for f in entity_map.fields:
-        if f.derive == "from_phone" and f.phone_field:
-            typed[f.phone_field] = pa.string()
+    typed = _reader_types(entity_map)
     convert = pacsv.ConvertOptions(
         column_types=typed,
         strings_can_be_null=True,
@@ -202,23 +229,45 @@ def read_csv(path: Path, entity_map: EntityMap, options: Mapping[str, Any]) -> p
             )
             table = pacsv.read_csv(path, read, parse, text)
         # Header names are decoded only here: a file in another encoding fails here too.
-        names, frame = table.column_names, _to_pandas(table)
+        names = table.column_names
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise MappingError(_explain_read_error(exc, path, encoding, delimiter)) from None
-    if len(names) == 1:
-        header = names[0]
-        other = next((d for d in (";", ",", "\t", "|") if d != delimiter and d in header), None)
-        if other is not None:
-            raise MappingError(
-                f"one column found with delimiter {delimiter!r} (header {header[:80]!r}): "
-                f"is the delimiter {other!r}? Set `delimiter: {other!r}` (or auto) in the field "
-                "map (files.csv.delimiter)"
-            )
-    return frame
+    _check_columns(names, delimiter)
+    return table
 
 
-def read_file(path: Path, entity_map: EntityMap, field_map: FieldMap) -> pd.DataFrame:
+def _reader_types(entity_map: EntityMap) -> dict[str, pa.DataType]:
+    """Arrow types the CSV reader gives each source field (text for what `prepare` types)."""
+    typed = {
+        f.source: _ARROW_TYPES[f.type] if f.plain else pa.string()
+        for f in entity_map.fields
+        if f.from_source and (f.type != "timestamp" or not f.format)
+    }
+    for f in entity_map.fields:
+        if f.derive == "from_phone" and f.phone_field:
+            typed[f.phone_field] = pa.string()
+    return typed
+
+
+def read_csv(path: Path, entity_map: EntityMap, options: Mapping[str, Any]) -> pd.DataFrame:
+    """CSV → frame with the field map's types when every value converts, else text.
+
+    Raises MappingError with a hint when the file does not decode in the configured
+    encoding or has one column only (wrong delimiter)."""
+    return _to_pandas(read_csv_arrow(path, entity_map, options))
+
+
+def read_file(
+    path: Path,
+    entity_map: EntityMap,
+    field_map: FieldMap,
+    form: Literal["frame", "arrow"] = "frame",
+) -> Any:
+    """An export file as a frame (`read_csv`, Excel, Parquet) or, for CSV, as the Arrow
+    table `read_csv` makes its frame from (`form="arrow"`, `read_csv_arrow`)."""
     suffix = path.suffix.lower()
+    if suffix == ".csv" and form == "arrow":
+        return read_csv_arrow(path, entity_map, field_map.csv_options)
     if suffix == ".csv":
         return read_csv(path, entity_map, field_map.csv_options)
     if suffix == ".xlsx":
@@ -245,6 +294,23 @@ def business_of(path: Path, root: Path) -> str | None:
     return parts[0] if len(parts) > 1 else None
 
 
+def batch_id_of(path: Path, root: Path, entity: str, field_map: FieldMap) -> str:
+    """The batch id of an export file: entity + relative path + content hash (+ field map)."""
+    relative = path.relative_to(root).as_posix()
+    # The field map is part of the batch: the same file read by another map is new data.
+    map_tag = field_map.path.read_bytes() if field_map.path else field_map.name.encode()
+    # The file is hashed once (SHA-256 of a 1M-row export costs about as much as parsing it).
+    content = file_digest(path)
+    if field_map.path is None or field_map.path == DEFAULT_FIELD_MAP.resolve():
+        # Batch ids of the built-in map stay what they were (loads before field maps).
+        return (
+            f"crm-file-{entity}-"
+            + hashlib.sha256(f"{relative}\0{content}".encode()).hexdigest()[:32]
+        )
+    digest = hashlib.sha256(f"{relative}\0{content}\0".encode() + map_tag)
+    return f"crm-file-{entity}-" + digest.hexdigest()[:32]
+
+
 def prepare_file(
     path: Path,
     *,
@@ -266,18 +332,7 @@ def prepare_file(
         )
     entity_map = field_map.entity(entity)
     relative = path.relative_to(root).as_posix()
-    # The field map is part of the batch: the same file read by another map is new data.
-    map_tag = field_map.path.read_bytes() if field_map.path else field_map.name.encode()
-    # The file is hashed once (SHA-256 of a 1M-row export costs about as much as parsing it).
-    content = file_digest(path)
-    digest = hashlib.sha256(f"{relative}\0{content}\0".encode() + map_tag)
-    batch_id = f"crm-file-{entity}-" + digest.hexdigest()[:32]
-    if field_map.path is None or field_map.path == DEFAULT_FIELD_MAP.resolve():
-        # Batch ids of the built-in map stay what they were (loads before field maps).
-        batch_id = (
-            f"crm-file-{entity}-"
-            + hashlib.sha256(f"{relative}\0{content}".encode()).hexdigest()[:32]
-        )
+    batch_id = batch_id_of(path, root, entity, field_map)
     if batch_id in done:
         return PreparedFile(entity_map.table, batch_id, relative, None)
     frame = read_file(path, entity_map, field_map)
@@ -318,13 +373,313 @@ def load_file(
     done: Collection[str] = (),
     id_key: bytes,
 ) -> LoadResult:
-    """Load one export file as one batch (not read when its batch id is in `done`).
-    Raises on an unreadable file."""
+    """Load one export file as one batch (not read when its batch id is in `done`); CSV
+    through the engine (`load_csv`). Raises on an unreadable file."""
+    if path.suffix.lower() == ".csv":
+        return load_csv(
+            client, path, root=root, field_map=field_map, regions=regions, entity=entity,
+            done=done, id_key=id_key,
+        )[0]  # fmt: skip
     prepared = prepare_file(
         path, root=root, field_map=field_map, regions=regions, entity=entity, done=done,
         id_key=id_key,
     )  # fmt: skip
     return load_prepared(client, prepared)
+
+
+# --- CSV typed and validated in the engine --------------------------------------------
+#
+# The engine decides the rows it can: every cell missing or spelled in a canonical shape
+# whose typing in SQL equals the reference typing (`mapping.prepare`, per cell), and
+# every suite expectation passed. Like the phone fast path (ingestion/identity.py) it
+# only ever *accepts*: any other row (a bad value, an unusual spelling, a failed
+# expectation) is read back and goes through `prepare`, which therefore writes every
+# quarantine row and reason exactly as before. A clean file is typed, validated and
+# inserted by one INSERT … SELECT over the Arrow text (no pandas per cell).
+
+_TS_SHAPE = (
+    r"^(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[T ]"
+    r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?Z?$"
+)
+_DATE_SHAPE = r"^(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+_DECIMAL_SHAPE = r"^-?[0-9]{1,16}(\.[0-9]{1,2})?$"
+_INT_SHAPE = r"^-?[0-9]{1,15}$"  # float64 (pd.to_numeric) is exact up to 15 digits
+_BOOL_TRUE = ("true", "1", "yes", "y", "t")  # mapping's defaults, ASCII: lower() = casefold()
+_BOOL_FALSE = ("false", "0", "no", "n", "f")
+# Regex syntax whose meaning differs between Python's `re` (the suite's engine) and RE2
+# (the engine's `match`) in the direction that matters (RE2 passing where re fails):
+# Unicode vs ASCII word boundaries and negated classes, inline flags and groups.
+_REGEX_UNSAFE = ("\\b", "\\B", "\\D", "\\W", "\\S", "(?")
+_SQL_ZERO = {
+    "string": "''",
+    "int": "toInt64(0)",
+    "bool": "false",
+    "decimal": "toDecimal64(0, 2)",
+    "timestamp": "toDateTime64(0, 3, 'UTC')",
+}
+
+
+@cache
+def _blank_re() -> str:
+    """RE2 for a cell of whitespace only, as `str.strip()` sees whitespace (Unicode)."""
+    spaces = (chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+    return "^[" + "".join(f"\\x{{{ord(c):x}}}" for c in spaces) + "]*$"
+
+
+def _lit(value: Any) -> str:
+    return format_query_value(value)
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One raw column in SQL: typed value (NULL when missing), present, accepted."""
+
+    value: str
+    present: str
+    accepted: str
+    type: str
+    nullable: bool
+
+
+def _nonblank(c: str) -> str:
+    # Cheap first: a cell starting with printable ASCII other than space is not blank.
+    return f"(reinterpretAsUInt8({c}) BETWEEN 33 AND 126 OR NOT match({c}, {_lit(_blank_re())}))"
+
+
+def _typed_cell(spec: Any, c: str) -> _Cell:
+    """A field the reader typed (`read_csv_arrow` succeeded): the value as read. A cell of
+    spaces (which `prepare` reads as missing) sends its row to `prepare`."""
+    present = f"({c} IS NOT NULL)"
+    if spec.type == "string":
+        accepted = f"({c} IS NULL OR {_nonblank(c)})"
+        return _Cell(c, present, accepted, "string", spec.nullable)
+    return _Cell(c, present, "1", spec.type, spec.nullable)
+
+
+def _text_cell(spec: Any, c: str) -> _Cell | None:
+    """A field read as text (some value of the file did not convert; empty cells are "")."""
+    present = f"({c} != '' AND {_nonblank(c)})"
+    if spec.type == "string":
+        return _Cell(f"if({present}, {c}, NULL)", present, "1", "string", spec.nullable)
+    if spec.type == "timestamp":
+        parsed = f"parseDateTime64BestEffortOrNull({c}, 3, 'UTC')"
+        ok = f"(NOT {present} OR (match({c}, {_lit(_TS_SHAPE)}) AND isNotNull({parsed})))"
+        return _Cell(f"if({present}, {parsed}, NULL)", present, ok, "timestamp", spec.nullable)
+    if spec.type == "decimal":
+        ok = f"(NOT {present} OR match({c}, {_lit(_DECIMAL_SHAPE)}))"
+        value = f"if({present}, toDecimal64OrNull({c}, 2), NULL)"
+        return _Cell(value, present, ok, "decimal", spec.nullable)
+    if spec.type == "int":
+        ok = f"(NOT {present} OR match({c}, {_lit(_INT_SHAPE)}))"
+        return _Cell(f"if({present}, toInt64OrNull({c}), NULL)", present, ok, "int", spec.nullable)
+    if spec.type == "bool":
+        true, false = _lit(list(_BOOL_TRUE)), _lit(list(_BOOL_FALSE))
+        # An empty cell is missing (NA); a cell of spaces reads "false" in `prepare`: slow.
+        ok = f"({c} = '' OR has({true}, lower({c})) OR has({false}, lower({c})))"
+        value = (
+            f"multiIf({c} = '', NULL, has({true}, lower({c})), true, "
+            f"has({false}, lower({c})), false, NULL)"
+        )
+        return _Cell(value, f"({c} != '')", ok, "bool", spec.nullable)
+    return None
+
+
+def _engine_fails(exp: Any, cell: _Cell) -> str | None:
+    """SQL true where a row fails expectation `exp` (GX semantics: missing values pass all
+    but not_null); None when the engine cannot decide it exactly."""
+    if exp.expect == "not_null":
+        return f"NOT {cell.present}"
+    if exp.expect == "in_set" and cell.type == "string":
+        if not all(isinstance(v, str) for v in exp.values or ()):
+            return None
+        return f"({cell.present} AND NOT has({_lit(list(exp.values or ()))}, {cell.value}))"
+    if exp.expect == "match_regex" and cell.type == "string":
+        if any(token in (exp.regex or "") for token in _REGEX_UNSAFE):
+            return None
+        return f"({cell.present} AND NOT match({cell.value}, {_lit(exp.regex)}))"
+    if exp.expect == "between" and cell.type in ("decimal", "int"):
+        # As the suite compares: the value as float64 against inclusive bounds.
+        number = f"toFloat64({cell.value})"
+        bounds = [f"{number} >= {float(exp.min)!r}"] if exp.min is not None else []
+        bounds += [f"{number} <= {float(exp.max)!r}"] if exp.max is not None else []
+        return f"({cell.present} AND NOT ({' AND '.join(bounds)}))"
+    return None
+
+
+@dataclass(frozen=True)
+class _EnginePlan:
+    accepted: str  # SQL: the engine types and validates this row (else `prepare` does)
+    columns: tuple[str, ...]  # raw-table columns
+    values: tuple[str, ...]  # SQL of each, missing values filled as `prepare` fills them
+
+
+def _engine_plan(
+    entity_map: EntityMap, names: list[str], business_id: str | None, *, typed: bool
+) -> _EnginePlan | None:
+    """The SQL for an entity read into columns `c<i>` (header `names`), typed by the reader
+    or (`typed=False`) text, or None when some field or expectation is beyond the engine
+    (then `prepare` reads every row)."""
+    position = {name: i for i, name in enumerate(names)}
+    if len(position) != len(names):
+        return None  # repeated header names: leave them to the reference path
+    cells: dict[str, _Cell] = {}
+    for spec in entity_map.fields:
+        if spec.type == "phone" or spec.derive == "from_phone":
+            return None
+        if spec.derive == "from_folder":
+            if business_id is None:
+                return None
+            cells[spec.column] = _Cell(_lit(business_id), "1", "1", "string", spec.nullable)
+        elif spec.constant is not None:
+            text = str(spec.constant)
+            if spec.type != "string" or not text.strip():
+                return None
+            cells[spec.column] = _Cell(_lit(text), "1", "1", "string", spec.nullable)
+        elif not spec.plain:
+            return None
+        elif spec.source not in position:  # every row misses it, as `prepare` reads it
+            cells[spec.column] = _Cell("NULL", "0", "1", spec.type, spec.nullable)
+        elif spec.type not in _SQL_ZERO or spec.format:
+            return None  # dates (customers) and strptime formats are left to `prepare`
+        else:
+            column = f"c{position[spec.source]}"
+            cell = _typed_cell(spec, column) if typed else _text_cell(spec, column)
+            if cell is None:
+                return None
+            cells[spec.column] = cell
+    accepted = [cell.accepted for cell in cells.values() if cell.accepted != "1"]
+    for exp in get_suite(entity_map.suite):
+        if exp.column not in cells:
+            return None
+        fails = _engine_fails(exp, cells[exp.column])
+        if fails is None:
+            return None
+        accepted.append(f"NOT {fails}")
+    values = []
+    for column in entity_map.columns:
+        cell = cells[column]
+        values.append(
+            cell.value if cell.nullable else f"ifNull({cell.value}, {_SQL_ZERO[cell.type]})"
+        )
+    return _EnginePlan(" AND ".join(accepted) or "1", tuple(entity_map.columns), tuple(values))
+
+
+def _missing_required(entity_map: EntityMap, names: Collection[str]) -> None:
+    """The MappingError `prepare` raises for a required field absent from the file."""
+    missing = [
+        f.source for f in entity_map.fields
+        if f.required and f.from_source and f.source not in names
+    ]  # fmt: skip
+    if missing:
+        raise MappingError(
+            f"{entity_map.entity}: required field(s) {missing} missing "
+            f"(have {sorted(map(str, names))})"
+        )
+
+
+def _kept_rows(quarantine: pd.DataFrame, row_ref: pd.Series) -> np.ndarray:
+    """Which of `row_ref`'s rows `prepare` kept: a row is rejected when one of its
+    quarantine reasons is not a dropped value ("…; value dropped, row kept")."""
+    if quarantine.empty:
+        return np.ones(len(row_ref), dtype=bool)
+    whole = quarantine.loc[~quarantine["reason"].str.endswith("value dropped, row kept"), "row_ref"]
+    return ~row_ref.astype(str).isin(set(whole)).to_numpy()
+
+
+def load_csv(
+    client: Client,
+    path: Path,
+    *,
+    root: Path,
+    field_map: FieldMap,
+    regions: Mapping[str, str] | None = None,
+    entity: str | None = None,
+    done: Collection[str] = (),
+    id_key: bytes,
+) -> tuple[LoadResult, pd.DataFrame]:
+    """Load one CSV export as one batch, typing and validating it in the engine.
+
+    Same batch, rows and quarantine as `load_file` (the rows the engine does not accept
+    go through `prepare`); returns the load result and the quarantined rows. `_row` is
+    the row's position in the file, `_version` the load time plus it. Raises on an
+    unreadable file."""
+    entity = entity or entity_of(path, field_map)
+    if entity is None:
+        raise MappingError(
+            f"file name matches none of the field map's patterns {field_map.patterns()}"
+        )
+    entity_map = field_map.entity(entity)
+    relative = path.relative_to(root).as_posix()
+    batch_id = batch_id_of(path, root, entity, field_map)
+    if batch_id in done:
+        return LoadResult(entity_map.table, batch_id, 0, 0, skipped=True), pd.DataFrame()
+    table = read_file(path, entity_map, field_map, "arrow")
+    names = table.column_names
+    _missing_required(entity_map, names)
+    business_id = business_of(path, root)
+    # The reader typed the file unless some value did not convert (then it is all text).
+    typed = all(
+        table.schema.field(name).type == kind
+        for name, kind in _reader_types(entity_map).items()
+        if names.count(name) == 1
+    )
+    plan = _engine_plan(entity_map, names, business_id, typed=typed)
+    n = table.num_rows
+    version = np.uint64(time.time_ns())
+    columns = [col if typed else pc.fill_null(col, "") for col in table.columns]
+    # Columns without nulls are declared so: the engine reads them as plain (not Nullable)
+    # columns, on which filling missing values costs nothing.
+    fields = [
+        pa.field(f"c{i}", col.type, nullable=col.null_count > 0) for i, col in enumerate(columns)
+    ]
+    fields.append(pa.field("_pos", pa.uint64(), nullable=False))
+    columns.append(pa.array(np.arange(n, dtype=np.uint64)))
+    rows = pa.Table.from_arrays(columns, schema=pa.schema(fields))
+    with ArrowSource(client, rows) as source:
+        if plan is None:
+            slow = np.arange(n, dtype=np.uint64)
+        else:
+            try:
+                slow = (
+                    source.query_arrow(
+                        f"SELECT _pos FROM {source.relation} WHERE NOT ({plan.accepted})"
+                    )
+                    .column(0)
+                    .to_numpy()
+                    .astype(np.uint64)
+                )
+                slow.sort()
+            except DatabaseError:
+                # A suite regex RE2 refuses, say: the reference path reads every row.
+                plan, slow = None, np.arange(n, dtype=np.uint64)
+        parts: list[Any] = []
+        if plan is not None and len(slow) < n:
+            bookkeeping = (_lit(batch_id), _lit(relative), "_pos", f"{int(version)} + _pos")
+            select = f"SELECT {', '.join((*plan.values, *bookkeeping))} FROM {source.relation}"
+            if len(slow):
+                select += f" WHERE {plan.accepted}"
+            columns = (*plan.columns, "_batch_id", "_source", "_row", "_version")
+            parts.append(EngineRows(source, columns, select, n - len(slow)))
+        quarantine = pd.DataFrame()
+        if len(slow):
+            # Line numbers of the rows in the file (header is line 1).
+            row_ref = pd.Series(slow.astype(np.int64) + 2)
+            prepared = prepare(
+                entity_map, _to_pandas(table.take(pa.array(slow))), source_kind="crm_file",
+                row_ref=row_ref, regions=regions, business_id=business_id, id_key=id_key,
+            )  # fmt: skip
+            kept = slow[_kept_rows(prepared.quarantine, row_ref)]
+            if len(kept) != len(prepared.frame):
+                raise RuntimeError(f"{relative}: kept rows do not line up with prepare's rows")
+            parts.append(prepared.frame.assign(_row=kept, _version=version + kept))
+            quarantine = prepared.quarantine
+        result = load_batch(
+            client, entity_map.table, parts, batch_id=batch_id, source=relative,
+            quarantine=quarantine,
+            # Exports are large and raw tables are read with FINAL (see load_prepared).
+            collapse_on_insert=False,
+        )  # fmt: skip
+    return result, quarantine
 
 
 # --- a whole exports directory, with a report per file ------------------------------------
@@ -383,21 +738,29 @@ def _load_one(
     regions: Mapping[str, str] | None,
     done: Collection[str],
     id_key: bytes,
+    csv_engine: bool = True,
 ) -> tuple[FileOutcome, LoadResult | None]:
     path, field_map = item
     relative = path.relative_to(root).as_posix()
     try:
-        prepared = prepare_file(
-            path, root=root, field_map=field_map, regions=regions, entity=entity, done=done,
-            id_key=id_key,
-        )  # fmt: skip
-        result = load_prepared(client, prepared)
+        if csv_engine and path.suffix.lower() == ".csv":
+            result, quarantine = load_csv(
+                client, path, root=root, field_map=field_map, regions=regions, entity=entity,
+                done=done, id_key=id_key,
+            )  # fmt: skip
+        else:
+            prepared = prepare_file(
+                path, root=root, field_map=field_map, regions=regions, entity=entity, done=done,
+                id_key=id_key,
+            )  # fmt: skip
+            result = load_prepared(client, prepared)
+            quarantine = prepared.prepared.quarantine if prepared.prepared else pd.DataFrame()
     except _FILE_ERRORS as exc:
         message = str(exc) if isinstance(exc, MappingError) else f"{type(exc).__name__}: {exc}"
         return FileOutcome(relative, "failed", entity, field_map.name, message=message), None
     if result.skipped:
         return FileOutcome(relative, "already loaded", entity, field_map.name), result
-    reasons = _top_reasons(prepared.prepared.quarantine) if prepared.prepared else ()
+    reasons = _top_reasons(quarantine)
     outcome = FileOutcome(
         relative, "loaded", entity, field_map.name, result.rows_loaded, result.rows_quarantined,
         reasons,
@@ -479,6 +842,7 @@ def ingest_crm_exports(
     field_maps: FieldMaps | None = None,
     businesses: Collection[str] | None = None,
     id_key: bytes,
+    csv_engine: bool = True,
 ) -> ExportsReport:
     """Load every export under `exports_dir` (`<business_id>/<files>`) and report each file.
 
@@ -495,7 +859,8 @@ def ingest_crm_exports(
     Files whose batch is already done are hashed but not read. Merges of the entity's
     table are paused until its last file is in (`merges_paused`). `businesses`: only
     these business folders (default: every file under the root). `id_key`: the
-    installation's customer-id key.
+    installation's customer-id key. `csv_engine`: CSV files are typed and validated in
+    the engine (`load_csv`); False reads them with `prepare_file` (the reference path).
     """
     field_maps = field_maps or FieldMaps()
     root = Path(exports_dir)
@@ -563,7 +928,7 @@ def ingest_crm_exports(
                     stack.enter_context(merges_paused(client, table))
                 load = partial(
                     _load_one, client, root=root, entity=entity, regions=regions, done=done,
-                    id_key=id_key,
+                    id_key=id_key, csv_engine=csv_engine,
                 )  # fmt: skip
                 for outcome, result in pool.map(load, items):
                     outcomes.append(outcome)
@@ -580,12 +945,15 @@ def load_crm_exports(
     field_map: FieldMap | None = None,
     field_maps: FieldMaps | None = None,
     id_key: bytes,
+    csv_engine: bool = True,
 ) -> tuple[list[LoadResult], list[FileError]]:
     """Load every export under `exports_dir`; returns the load results and the files that
     failed as a whole (each error names the file and the problem). `field_map` reads every
     folder (else `field_maps` chooses per folder). See `ingest_crm_exports`."""
     chooser = field_maps or FieldMaps(forced=field_map)
-    report = ingest_crm_exports(client, exports_dir, field_maps=chooser, id_key=id_key)
+    report = ingest_crm_exports(
+        client, exports_dir, field_maps=chooser, id_key=id_key, csv_engine=csv_engine
+    )
     root = Path(exports_dir)
     errors = [FileError(str(root / e.path), e.error) for e in report.errors]
     return report.results, errors

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from revisit.settings import Settings
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     help=(
         "Activation: plan trigger messages and cashback accruals into the outbox, deliver "
         "them to the providers (WhatsApp, Telegram, SMS, loyalty ledger), and look after "

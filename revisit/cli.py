@@ -21,6 +21,7 @@ from revisit.ingest_commands import app as ingest_app
 from revisit.settings import Settings, SettingsError, get_settings, redact_dsn
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     help="Revisit — retention data platform: ingestion → dbt → ML → activation.",
     no_args_is_help=True,
     add_completion=False,
@@ -160,7 +161,7 @@ def init(
         bool, typer.Option("--rotate", help="Replace every secret in the file with a new one.")
     ] = False,
 ) -> None:
-    """Write random per-installation secrets to <data dir>/secrets.env (mode 0600).
+    """Write random per-installation secrets to DATA_DIR/secrets.env (mode 0600).
 
     Every webhook, provider and CRM secret with a published development default gets one;
     values already in the file are kept unless --rotate. REVISIT_* variables still win.
@@ -190,7 +191,7 @@ def init(
         )
 
 
-migrate_app = typer.Typer(help="Migrations of stored data.")
+migrate_app = typer.Typer(rich_markup_mode="markdown", help="Migrations of stored data.")
 app.add_typer(migrate_app, name="migrate")
 
 
@@ -313,7 +314,7 @@ def _mount_report() -> None:
 
 _mount_report()
 
-export_app = typer.Typer(help="Exports for marketers.")
+export_app = typer.Typer(rich_markup_mode="markdown", help="Exports for marketers.")
 app.add_typer(export_app, name="export")
 
 
@@ -396,7 +397,9 @@ def generate(
     console.print(f"{target}: {counts} ({time.perf_counter() - started:.1f} s)")
 
 
-webhooks_app = typer.Typer(help="Messenger webhooks: the receiver and tools around it.")
+webhooks_app = typer.Typer(
+    rich_markup_mode="markdown", help="Messenger webhooks: the receiver and tools around it."
+)
 app.add_typer(webhooks_app, name="webhooks")
 
 

@@ -21,7 +21,11 @@ from revisit.settings import Settings, get_settings
 if TYPE_CHECKING:
     from ingestion.crm import ExportsReport, FieldMaps
 
-app = typer.Typer(help="Load sources into the warehouse's raw tables.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Load sources into the warehouse's raw tables.",
+    no_args_is_help=True,
+)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -29,8 +33,8 @@ SourceOption = Annotated[
     Path | None,
     typer.Option(
         "--source",
-        help="CRM exports: a folder of business folders (<business_id>/...), or one "
-        "business's folder. Default: <source dir>/crm/exports.",
+        help="CRM exports: a folder of business folders (BUSINESS_ID/...), or one "
+        "business's folder. Default: SOURCE_DIR/crm/exports.",
     ),
 ]
 FieldMapOption = Annotated[
@@ -38,7 +42,7 @@ FieldMapOption = Annotated[
     typer.Option(
         "--field-map",
         help="Field map (YAML) for every folder of this run; default per business: "
-        "<data dir>/field_maps/<id>.yaml, then <folder>/field_map.yaml, then "
+        "DATA_DIR/field_maps/BUSINESS_ID.yaml, then FOLDER/field_map.yaml, then "
         "REVISIT_CRM_FIELD_MAP, then the built-in map.",
     ),
 ]

@@ -11,7 +11,11 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Revisit-likelihood model: evaluate, train, score.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode="markdown",
+    help="Revisit-likelihood model: evaluate, train, score.",
+    no_args_is_help=True,
+)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -253,3 +253,24 @@ def test_help_explains_every_command() -> None:
         assert command in top.output
         helped = runner.invoke(app, ["activation", command, "--help"], terminal_width=200)
         assert helped.exit_code == 0 and "Usage: " in helped.output, helped.output
+
+
+def test_help_texts_survive_markdown_rendering() -> None:
+    # The CLI renders help as Markdown (so wrapped docstrings reflow): an HTML-looking
+    # placeholder such as `<data dir>` would vanish from the output, so none may appear.
+    import re
+
+    import typer.main
+
+    from revisit.cli import app
+
+    def walk(command, path):
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    offenders = []
+    for path, command in walk(typer.main.get_command(app), ["revisit"]):
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        offenders += [(" ".join(path), t) for t in texts if re.search(r"<[A-Za-z/]", t)]
+    assert not offenders, offenders

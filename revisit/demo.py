@@ -18,7 +18,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 import warehouse
 from revisit.settings import Settings
@@ -114,8 +114,8 @@ def failed_checks_of(result: Any, severity: str) -> list[str]:
 
 def print_activation(result: Any, console: Console) -> None:
     """The dry run's counts per trigger, from the activation assets' metadata."""
-    table = Table("trigger", "planned", "holdout", "excluded", "skipped because",
-                  title="Activation dry run (nothing sent)")  # fmt: skip
+    counts = (Column(name, justify="right") for name in ("planned", "holdout", "excluded"))
+    table = Table("trigger", *counts, "skipped because", title="Activation dry run (nothing sent)")
     for event in result.asset_materializations_for_node("activation"):
         meta = {k: v.value for k, v in event.metadata.items()}
         table.add_row(
@@ -137,11 +137,18 @@ def print_segments(client: warehouse.Client, console: Console) -> None:
         return
     pivot = sizes.pivot_table(index=["sort_order", "segment"], columns="business", values="n",
                               aggfunc="sum", fill_value=0)  # fmt: skip
-    shown = list(pivot.columns[:8])
+    # As many business columns as the terminal holds beside unwrapped segment labels
+    # (a business column takes its id plus three characters of border and padding).
+    label_width = max(len(segment) for _, segment in pivot.index)
+    column_width = max(len(str(b)) for b in pivot.columns) + 3
+    fits = (console.width - label_width - 4) // column_width
+    shown = list(pivot.columns[: max(1, min(8, fits))])
     title = "Customers per RFM segment and business"
     if len(pivot.columns) > len(shown):
         title += f" (first {len(shown)} of {len(pivot.columns)} businesses)"
-    table = Table("segment", *shown, title=title)
+    table = Table(Column("segment", no_wrap=True), title=title)
+    for business in shown:
+        table.add_column(str(business), justify="right")
     for (_, segment), row in pivot.iterrows():
         table.add_row(segment, *(f"{int(row[b]):,}" for b in shown))
     console.print(table)

@@ -357,6 +357,77 @@ def normalized_truth_auuc(true_uplift: np.ndarray, score: np.ndarray) -> float:
     return (model - rand) / (best - rand) if best != rand else 0.0
 
 
+class NoUpliftData(ValueError):
+    """The warehouse holds nothing an uplift model can learn from (no visits, or no trigger
+    sends with both a sent and a holdout arm)."""
+
+
+def train_and_report(
+    client: Client, *, eval_days: int = 60, budget: float = 0.25, threads: int | None = None
+) -> tuple[UpliftModel, dict]:
+    """Fit the uplift model on the warehouse's trigger sends and report it on the newest
+    labelled ones: `(model, report)`.
+
+    Labels need `WINDOW_DAYS` after a send, so the sends of the last `eval_days` days
+    that have them are the report's and the model learns from those before (with a gap
+    of `WINDOW_DAYS`, so no training label overlaps a reported send). Per trigger the
+    report gives the train counts, the observed incremental revisit rate, the Qini
+    coefficient and the incremental revisits at a `budget` share of the sends: picked by
+    uplift, by P(revisit | sent), and `send_to_all` (sending to everyone, prorated to the
+    budget — what a random pick of that size yields). Raises `NoUpliftData`.
+    """
+    last = client.query("SELECT max(visited_at) FROM marts.fct_visits").result_rows[0][0]
+    if last is None or last.year < 1971:
+        raise NoUpliftData("marts.fct_visits is empty: load data and run dbt first")
+    last = last.replace(tzinfo=dt.UTC) if last.tzinfo is None else last
+    labelled = last - dt.timedelta(days=WINDOW_DAYS)
+    split = labelled - dt.timedelta(days=eval_days)
+    trained_before = split - dt.timedelta(days=WINDOW_DAYS)
+    train = send_frame(client, until=trained_before)
+    test = send_frame(client, since=split, until=labelled)
+    if train.empty or train.holdout.all() or not train.holdout.any():
+        raise NoUpliftData(
+            f"no trigger sends before {trained_before:%Y-%m-%d} with both sent and holdout "
+            "rows to learn from"
+        )
+    model = fit_uplift(train, threads=threads)
+    pct = f"{round(budget * 100)}pct"
+    report: dict = {
+        "model_version": model.version,
+        "trained_on_sends_before": str(trained_before),
+        "report_sends": f"[{split}, {labelled})",
+        "triggers": {},
+    }
+    for trigger in model.triggers:
+        rows = test[test.trigger == trigger]
+        entry: dict = {
+            "train": model.counts[trigger],
+            "model": "per-trigger" if trigger in model.per_trigger else "pooled",
+            "report_sends": len(rows),
+        }
+        treated = ~rows.holdout.to_numpy(bool)
+        if treated.any() and (~treated).any():
+            y = rows.revisited.to_numpy()
+            up = model.predict(rows, trigger)
+            p_sent, _ = model.arms(rows, trigger)
+            entry["observed_incremental_rate"] = round(
+                float(y[treated].mean() - y[~treated].mean()), 4
+            )
+            entry["qini_coefficient"] = round(qini_coefficient(y, treated, up), 5)
+            entry[f"incremental_revisits_at_{pct}"] = {
+                "uplift": round(_qini_at(y, treated, up, budget), 1),
+                "score": round(_qini_at(y, treated, p_sent, budget), 1),
+                "send_to_all": round(_qini_at(y, treated, up, 1.0) * budget, 1),
+            }
+        report["triggers"][trigger] = entry
+    return model, report
+
+
+def _qini_at(y: np.ndarray, treated: np.ndarray, score: np.ndarray, share: float) -> float:
+    shares, q = qini_curve(y, treated, score)
+    return float(q[int(np.searchsorted(shares, share))])
+
+
 # --- scoring ---------------------------------------------------------------------------
 
 

@@ -89,6 +89,26 @@ def _record_batch(
     )  # fmt: skip
 
 
+def _server_type(arrow: pa.DataType) -> str | None:
+    """The ClickHouse type a stage table column of this Arrow type has (None: unmapped)."""
+    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow):
+        return "String"
+    if pa.types.is_timestamp(arrow):
+        scale = {"s": 0, "ms": 3, "us": 6, "ns": 9}[arrow.unit]
+        return f"DateTime64({scale}, {format_query_value(arrow.tz or 'UTC')})"
+    if pa.types.is_decimal(arrow):
+        return f"Decimal({arrow.precision}, {arrow.scale})"
+    if pa.types.is_date32(arrow):
+        return "Date32"
+    if pa.types.is_boolean(arrow):
+        return "Bool"
+    if pa.types.is_integer(arrow):
+        return f"{'UInt' if pa.types.is_unsigned_integer(arrow) else 'Int'}{arrow.bit_width}"
+    if pa.types.is_floating(arrow):
+        return f"Float{arrow.bit_width}"
+    return None
+
+
 class ArrowSource:
     """An Arrow table the engine reads as a relation, for several queries over one read.
 
@@ -109,14 +129,19 @@ class ArrowSource:
             self._connection = chdb_connect(os.path.realpath(self.client.path))
             self.relation = "Python(_revisit_rows)"
             return self
-        types = {pa.string(): "String", pa.large_string(): "String", pa.uint64(): "UInt64"}
+        table = self.table
+        for i, field in enumerate(table.schema):
+            if _server_type(field.type) is None:  # e.g. a column the reader found empty
+                table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
         columns = ", ".join(
-            f"{quote_identifier(f.name)} {types[f.type]}" for f in self.table.schema
+            f"{quote_identifier(f.name)} "
+            + (f"Nullable({_server_type(f.type)})" if f.nullable else str(_server_type(f.type)))
+            for f in table.schema
         )
         self.relation = f"raw.{quote_identifier('_stage_' + uuid.uuid4().hex)}"
         self.client.command(f"CREATE TABLE {self.relation} ({columns}) ENGINE = Memory")
         try:
-            self.client.insert_arrow(self.relation, self.table)
+            self.client.insert_arrow(self.relation, table)
         except Exception:
             self.client.command(f"DROP TABLE IF EXISTS {self.relation}")
             raise

@@ -6,13 +6,23 @@ Time layout for an evaluation cutoff E and horizon H (step S, default S = H):
     tuning cutoff  V = E − H     (hyper-parameters, number of trees, calibration)
     held-out       E             (every metric, and the promotion comparison)
 
-The model is a scikit-learn pipeline (ordinal-encoded categoricals → histogram gradient
-boosting) wrapped in a probability calibration fitted on the tuning cutoff. Everything
+The model stacks two learners (`StackedEstimator`): a scikit-learn pipeline (ordinal-encoded
+categoricals → histogram gradient boosting) on every feature, and a logistic regression on
+a few log-scaled, horizon-invariant summaries of the purchase history (`core_design`:
+BG/NBD P(alive) and expected visits, recency, frequency, tenure, spend, recent counts,
+recency over the typical gap). A two-input logistic fitted on the tuning cutoff combines
+their log-odds and is the calibration. The boosting learns interactions where a log is
+rich (bookings, messages, cashback); on a bare purchase log its trees fit one young cohort
+at the training cutoff and generalise worse to older customers than the smooth logistic
+(CDNOW, 90 days: 0.768 vs 0.777 ROC-AUC), and the stack weights that per data set. Everything
 tuned is tuned on the tuning cutoff only; the held-out cutoff is touched once: each
 candidate of the parameter grid (one by default) is fitted once on the training rows (at
 most `max_train_rows`, the same share of every training cutoff) and stopped early by its
 log loss on a sample of the tuning cutoff (`tune_rows`); the candidate with the lowest
-loss is the model, calibrated on the same sample.
+loss is the boosting. The logistic is fitted on the training rows and the tuning sample
+together: its labels end by the held-out cutoff too, and they are the customers closest
+in age to the held-out ones (it has ~15 coefficients, so fitting it on the rows its stack
+weight is then fitted on costs little optimism). The stack is fitted on the tuning sample.
 
 Short histories: when no training cutoff of the horizon H itself holds enough customers
 (`choose_label_window`: at least `min_train_share` of the held-out cutoff's), the model is
@@ -39,14 +49,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.ensemble._hist_gradient_boosting._binning import _map_to_bins
 from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
+from sklearn.preprocessing import OrdinalEncoder, StandardScaler
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 from threadpoolctl import threadpool_limits
 
@@ -192,6 +204,114 @@ class BlockwiseFrozen(FrozenEstimator):
         return _blockwise(self.estimator.predict_proba, X)
 
 
+# Inputs of the logistic half of the model (`core_design`): defined for every customer of
+# any purchase log, so the same model shape serves a bare log and the full warehouse.
+CORE_INPUTS = [
+    "bgnbd_p_alive",
+    "bgnbd_expected_30d",
+    "days_since_last_visit",
+    "visit_days_all",
+    "tenure_days",
+    "spend_all",
+    "avg_ticket",
+    "visits_30",
+    "visits_90",
+    "visits_180",
+    "recency_gap_ratio",
+    "gap_mean",
+    "last_gap",
+]
+
+
+def _log1p(values: pd.Series) -> np.ndarray:
+    """log(1 + v) of a non-negative quantity; NaN (undefined) and negatives → 0."""
+    v = np.nan_to_num(values.to_numpy(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    return np.log1p(np.clip(v, 0.0, None))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.nan_to_num(np.asarray(p, np.float64), nan=0.5), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def core_design(frame: pd.DataFrame) -> np.ndarray:
+    """The logistic half's inputs: log-scaled, horizon-invariant history summaries.
+
+    Log scales because revisit odds move with ratios of these (a tenth visit means less
+    than a second); `gap_mean` missing (one visit day) is a flag, not a zero gap.
+    """
+    recency = frame["days_since_last_visit"]
+    gap = frame["gap_mean"].to_numpy(np.float64)
+    has_gap = np.isfinite(gap)
+    columns = [
+        _logit(frame["bgnbd_p_alive"].to_numpy(np.float64)),
+        _log1p(frame["bgnbd_expected_30d"]),
+        _log1p(recency),
+        _log1p(frame["visit_days_all"] - 1.0),
+        _log1p(frame["tenure_days"]),
+        _log1p(frame["spend_all"]),
+        _log1p(frame["avg_ticket"]),
+        _log1p(frame["visits_30"]),
+        _log1p(frame["visits_90"]),
+        _log1p(frame["visits_180"]),
+        np.nan_to_num(
+            recency.to_numpy(np.float64) / np.maximum(frame["tenure_days"].to_numpy(float), 1.0)
+        ),
+        _log1p(frame["recency_gap_ratio"]),
+        has_gap.astype(np.float64),
+        _log1p(frame["gap_mean"]),
+        _log1p(frame["last_gap"] / np.maximum(np.nan_to_num(gap, nan=1.0), 1.0)),
+    ]
+    return np.column_stack(columns)
+
+
+class RangeClip(TransformerMixin, BaseEstimator):
+    """Clips each column to the range seen in fit.
+
+    The logistic is linear in its inputs: unclipped, it would carry its slopes past the
+    oldest tenure or longest silence of the training cutoffs (the held-out customers are
+    older than the training ones by construction) and its probabilities with them. Like a
+    tree, it then holds its value at the edge of what it has seen.
+    """
+
+    def fit(self, X: np.ndarray, y: Any = None) -> RangeClip:
+        self.low_ = np.min(X, axis=0)
+        self.high_ = np.max(X, axis=0)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return np.clip(X, self.low_, self.high_)
+
+
+class StackedEstimator:
+    """P(revisit) = σ(w0 + w1·boosting log-odds + w2·core logistic log-odds).
+
+    `frozen` is the boosting pipeline (`BlockwiseFrozen`, reading `boost_features`),
+    `core` the scaled logistic on `core_design`, `stack` the two-input logistic fitted on
+    the tuning cutoff (it is also the calibration: a Platt scaling of the blend).
+    """
+
+    def __init__(
+        self,
+        frozen: BlockwiseFrozen,
+        boost_features: list[str],
+        core: Pipeline,
+        stack: LogisticRegression,
+    ) -> None:
+        self.frozen = frozen
+        self.boost_features = boost_features
+        self.core = core
+        self.stack = stack
+
+    def margins(self, X: pd.DataFrame) -> np.ndarray:
+        """Rows × 2: the boosting's and the core logistic's log-odds."""
+        boost = self.frozen.decision_function(X[self.boost_features])
+        return np.column_stack([boost, self.core.decision_function(core_design(X))])
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.stack.predict_proba(self.margins(X))
+
+
 class TrainingError(ValueError):
     """The data cannot support training (too little history, one class only, …)."""
 
@@ -210,6 +330,9 @@ class TrainConfig:
     n_iter_no_change: int = 15
     param_grid: tuple[dict[str, Any], ...] = DEFAULT_GRID
     calibration: str = "sigmoid"  # monotone, so calibration never changes the ranking
+    # Stack the boosting with the core logistic (see the module docstring); False: the
+    # boosting alone, calibrated by `calibration`.
+    stack_core: bool = True
     reason_features: int = 8
     min_examples_per_cutoff: int = 20
     # Short histories (see `choose_label_window`): when the horizon's own labels do not
@@ -332,7 +455,7 @@ def _sample_per_cutoff(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFram
 class RevisitModel:
     """A fitted, calibrated revisit model and what scoring needs to use it."""
 
-    estimator: CalibratedClassifierCV
+    estimator: StackedEstimator | CalibratedClassifierCV
     horizon_days: int
     features: list[str]
     reference: dict[str, Any]
@@ -508,13 +631,42 @@ def fit_model(
     best = min(range(len(trials)), key=lambda i: trials[i]["log_loss"])
     chosen = trials[best]
     pipe = Pipeline([("encode", encoder), ("boost", boosters[best])])
-    # Calibrated on the tuning sample (`tune_rows` rows of the tuning cutoff): a sigmoid
-    # has two parameters, which 200k rows pin down as well as the whole cutoff does.
-    calibrated = CalibratedClassifierCV(BlockwiseFrozen(pipe), method=config.calibration)
-    calibrated.fit(valid[features], y_valid)
+    stack_info: dict[str, Any] = {}
+    if config.stack_core:
+        # The logistic on the training sample and the tuning sample (see the module
+        # docstring); the stack (three parameters) on the tuning sample.
+        core_rows = pd.concat([fit_rows, valid], ignore_index=True)
+        core = Pipeline(
+            [
+                ("clip", RangeClip()),
+                ("scale", StandardScaler()),
+                ("logistic", LogisticRegression(max_iter=1000)),
+            ]
+        )
+        core.fit(core_design(core_rows), core_rows[LABEL].to_numpy(int))
+        estimator: StackedEstimator | CalibratedClassifierCV = StackedEstimator(
+            BlockwiseFrozen(pipe), features, core, LogisticRegression(C=1e4)
+        )
+        estimator.stack.fit(estimator.margins(valid), y_valid)
+        weights = estimator.stack.coef_[0]
+        stack_info = {
+            "core_rows": len(core_rows),
+            "weights": {
+                "boosting": round(float(weights[0]), 4),
+                "core": round(float(weights[1]), 4),
+            },
+        }
+        # The core's inputs are always defined, but keep them in the model's columns in
+        # case a feature the boosting left out is one of them.
+        features = features + [n for n in CORE_INPUTS if n not in features]
+    else:
+        # Calibrated on the tuning sample (`tune_rows` rows of the tuning cutoff): a
+        # sigmoid has two parameters, which 200k rows pin down as well as all of them.
+        estimator = CalibratedClassifierCV(BlockwiseFrozen(pipe), method=config.calibration)
+        estimator.fit(valid[features], y_valid)
 
     reference = _reference_values(fit_rows)
-    model = RevisitModel(calibrated, config.horizon_days, features, reference, [])
+    model = RevisitModel(estimator, config.horizon_days, features, reference, [])
     # Reason features: the ones whose occlusion moves predictions most on tuning rows.
     sample = _sample(tuning, 3_000, seed + 3)
     effect = model.occlusion_effects(sample, features).abs().mean().sort_values(ascending=False)
@@ -524,6 +676,7 @@ def fit_model(
         "trials": trials,
         "chosen": chosen,
         "train_rows_used": len(fit_rows),
+        "stack": stack_info,
         "features_left_out": [n for n in NUMERIC_FEATURES if n not in numeric],
         "feature_effects": {str(k): round(float(v), 5) for k, v in effect.items()},
     }
@@ -568,6 +721,7 @@ class TrainingRun:
             "model": self.metrics["model"],
             "baselines": {k: v for k, v in self.metrics.items() if k != "model"},
             "tuning": self.tuning["chosen"],
+            "stack": self.tuning.get("stack", {}),
             "data_fingerprint": self.data_fingerprint,
             "seconds": self.seconds,
         }

@@ -125,5 +125,7 @@ def test_evaluate_answers_at_a_horizon_longer_than_the_history(tmp_path: Path):
         assert 0.65 < scores["roc_auc"] < 0.9
     # Carried over to 273 days, the probabilities are of 273 days: ECE bounds
     # |mean p − revisit rate|, and uncarried 120-day probabilities average about 0.18
-    # against a 273-day rate of about 0.30.
-    assert report["model"]["ece"] < 0.06 and report["model"]["overall_rate"] > 0.25
+    # against a 273-day rate of about 0.30. (The stacked model gives about 0.066 on this
+    # 1/10 sample, 0.052 on the whole log; a core logistic extrapolating past the
+    # training range, as before `RangeClip`, gave 0.117.)
+    assert report["model"]["ece"] < 0.08 and report["model"]["overall_rate"] > 0.25

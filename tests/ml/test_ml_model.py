@@ -59,7 +59,10 @@ def test_registry_promotes_only_models_that_are_not_worse(trained, world_dsn, tm
 
     # A crippled model (a single shallow tree) on the same data is worse: kept, not promoted.
     weak_config = replace(
-        trained.config, max_iter=1, param_grid=({"max_leaf_nodes": 2, "learning_rate": 0.1},)
+        trained.config,
+        max_iter=1,
+        param_grid=({"max_leaf_nodes": 2, "learning_rate": 0.1},),
+        stack_core=False,  # the boosting alone: the core logistic would make up for it
     )
     with warehouse.connect(world_dsn) as client:
         weak = train_and_evaluate(client, EVALUATION_CUTOFF, weak_config)
@@ -122,7 +125,7 @@ def test_scoring_writes_history_and_reruns_replace(trained, world_dsn, tmp_path:
 
 def test_blockwise_prediction_equals_whole_frame_prediction(trained, monkeypatch):
     frame = trained.evaluation_features
-    frozen = trained.model.estimator.calibrated_classifiers_[0].estimator
+    frozen = trained.model.estimator.frozen
     assert isinstance(frozen, train.BlockwiseFrozen)
     whole = frozen.estimator.decision_function(frame[trained.model.features])
     monkeypatch.setattr(train, "PREDICT_BLOCK_ROWS", 997)  # blocks of uneven size
@@ -135,7 +138,7 @@ def test_binned_prediction_equals_raw_prediction_on_odd_values(trained):
     # Unseen and negative categories, NaN and infinities: the binned walk of the trees
     # must send every row where the booster's own (raw-value) prediction sends it.
     frame = trained.evaluation_features
-    pipe = trained.model.estimator.calibrated_classifiers_[0].estimator.estimator
+    pipe = trained.model.estimator.frozen.estimator
     booster = pipe[-1]
     X = pipe[:-1].transform(frame[trained.model.features])
     X[::7, 0] = 99.0

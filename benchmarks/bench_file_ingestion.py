@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import tempfile
@@ -22,11 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 import warehouse
-from ingestion.crm import load_crm_exports
+from ingestion.crm import files, load_crm_exports
 from ingestion.crm.files import read_csv
 from ingestion.crm.mapping import load_field_map, prepare
 from ingestion.quality import validate
@@ -78,11 +80,77 @@ def _wait_for_merges(client: warehouse.Client, quiet_s: float = 1.0) -> float:
     return time.perf_counter() - start - quiet_s
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread, the engine's included
+    return usage.ru_utime + usage.ru_stime
+
+
+def profile_one_file(work: Path, exports: Path, path: Path) -> dict[str, dict[str, float]]:
+    """CPU-seconds per stage of loading `path` once on each path (fresh warehouses)."""
+    from warehouse.load import ArrowSource, EngineRows, load_batch, prepare_raw
+
+    field_map = load_field_map()
+    entity_map = field_map.entity("appointments")
+    out: dict[str, dict[str, float]] = {}
+    with warehouse.connect(f"chdb://{work / 'profile_reference'}") as client:
+        prepare_raw(client)
+        stages, start = {}, _cpu()
+        batch_id = files.batch_id_of(path, exports, "appointments", field_map)
+        stages["hash"], start = _cpu() - start, _cpu()
+        frame = read_csv(path, entity_map, {})
+        stages["read"], start = _cpu() - start, _cpu()
+        row_ref = pd.Series(np.arange(2, len(frame) + 2))
+        prepared = prepare(entity_map, frame, source_kind="crm_file", row_ref=row_ref,
+                           business_id="b1", id_key=DEV_ID_KEY)  # fmt: skip
+        stages["typing_and_suite"], start = _cpu() - start, _cpu()
+        prepared_file = files.PreparedFile(entity_map.table, batch_id, path.name, prepared)
+        files.load_prepared(client, prepared_file)
+        stages["insert"] = _cpu() - start
+        out["reference"] = stages
+    with warehouse.connect(f"chdb://{work / 'profile_engine'}") as client:
+        prepare_raw(client)
+        stages, start = {}, _cpu()
+        batch_id = files.batch_id_of(path, exports, "appointments", field_map)
+        stages["hash"], start = _cpu() - start, _cpu()
+        table = files.read_csv_arrow(path, entity_map, {})
+        names = table.column_names
+        plan = files._engine_plan(entity_map, names, "b1", typed=True)
+        assert plan is not None
+        fields = [pa.field(f"c{i}", c.type, nullable=c.null_count > 0)
+                  for i, c in enumerate(table.columns)]  # fmt: skip
+        n = table.num_rows
+        rows = pa.Table.from_arrays(
+            [*table.columns, pa.array(np.arange(n, dtype=np.uint64))],
+            schema=pa.schema([*fields, pa.field("_pos", pa.uint64(), nullable=False)]),
+        )
+        stages["read"], start = _cpu() - start, _cpu()
+        with ArrowSource(client, rows) as source:
+            slow = source.query_arrow(
+                f"SELECT _pos FROM {source.relation} WHERE NOT ({plan.accepted})"
+            ).num_rows
+            assert slow == 0
+            stages["accept_sql"], start = _cpu() - start, _cpu()
+            values = ", ".join((*plan.values, "'b'", "'s'", "_pos", "_pos"))
+            columns = (*plan.columns, "_batch_id", "_source", "_row", "_version")
+            part = EngineRows(source, columns, f"SELECT {values} FROM {source.relation}", n)
+            load_batch(client, entity_map.table, [part], batch_id=batch_id, source=path.name,
+                       collapse_on_insert=False)  # fmt: skip
+            stages["insert"] = _cpu() - start
+        out["engine"] = stages
+    return {
+        name: {**{k: round(v, 3) for k, v in st.items()}, "total": round(sum(st.values()), 3)}
+        for name, st in out.items()
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--files", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--reference", action="store_true", help="time the reference (pandas) CSV path"
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench_files_"))
     try:
@@ -101,7 +169,9 @@ def main(argv: list[str] | None = None) -> dict:
             dsn = f"chdb://{work / f'wh{run}'}"
             with warehouse.connect(dsn) as client:
                 start = time.perf_counter()
-                results, errors = load_crm_exports(client, work / "exports", id_key=DEV_ID_KEY)
+                results, errors = load_crm_exports(
+                    client, work / "exports", id_key=DEV_ID_KEY, csv_engine=not args.reference
+                )
                 timings.append(time.perf_counter() - start)
                 loaded = sum(r.rows_loaded for r in results)
                 assert not errors and loaded == total, (errors, loaded, total)
@@ -114,14 +184,13 @@ def main(argv: list[str] | None = None) -> dict:
                 # here so that the next run does not share the CPU with them.
                 settle.append(_wait_for_merges(client))
             shutil.rmtree(work / f"wh{run}")
+        profile = profile_one_file(work, work / "exports", exports / "appointments_0000.csv")
         # Validation cost on one file: vectorised suite vs Great Expectations.
         entity_map = load_field_map().entity("appointments")
         first = exports / "appointments_0000.csv"
         start = time.perf_counter()
         frame = read_csv(first, entity_map, {})
         read_s = time.perf_counter() - start
-        import pandas as pd
-
         prepared = prepare(
             entity_map,
             frame,
@@ -143,7 +212,8 @@ def main(argv: list[str] | None = None) -> dict:
             "runs": args.runs,
             "median_s": round(median, 3),
             "rows_per_s": round(total / median),
-            "target_rows_per_s": 1_000_000,
+            "csv_path": "reference" if args.reference else "engine",
+            "target_rows_per_s": 2_000_000,
             "reload_s": round(reload_s, 3),
             "background_merge_s": round(statistics.median(settle), 3),
             "one_file_rows": len(frame),
@@ -151,6 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
             "suite_pandas_s": round(engines["pandas"], 3),
             "suite_gx_s": round(engines["gx"], 3),
             "gx_over_pandas": round(engines["gx"] / engines["pandas"], 1),
+            "one_file_cpu_s": profile,
             "cpu_count": os.cpu_count(),
             "mem_total_gb": round(
                 os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1

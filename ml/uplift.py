@@ -376,8 +376,9 @@ def train_and_report(
     uplift, by P(revisit | sent), and `send_to_all` (sending to everyone, prorated to the
     budget — what a random pick of that size yields). Raises `NoUpliftData`.
     """
-    last = client.query("SELECT max(visited_at) FROM marts.fct_visits").result_rows[0][0]
-    if last is None or last.year < 1971:
+    exists = client.query("EXISTS TABLE marts.fct_visits").result_rows[0][0]
+    last = exists and client.query("SELECT max(visited_at) FROM marts.fct_visits").result_rows[0][0]
+    if not last or last.year < 1971:
         raise NoUpliftData("marts.fct_visits is empty: load data and run dbt first")
     last = last.replace(tzinfo=dt.UTC) if last.tzinfo is None else last
     labelled = last - dt.timedelta(days=WINDOW_DAYS)

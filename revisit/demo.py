@@ -249,6 +249,7 @@ def run_demo(settings: Settings, console: Console, *, customers: int, seed: int 
                     "crm": {"config": {"api_url": crm_api.base_url}},
                     "dbt_models": {"config": {"as_of_date": manifest["as_of"]}},
                     "revisit_ml": {"config": {"as_of": manifest["as_of"]}},
+                    "uplift_scores": {"config": {"as_of": manifest["as_of"]}},
                     "activation": {
                         "config": {"now": f"{manifest['as_of']}T06:00:00+00:00", "dry_run": True}
                     },

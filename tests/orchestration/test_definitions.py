@@ -52,7 +52,7 @@ def test_definitions_load_with_lineage_and_checks() -> None:
     assert {s.name for s in defs.sensors} == SENSORS
     # The nodes the demo and the tests configure by name.
     main = defs.resolve_job_def("revisit_main")
-    assert {"crm", "dbt_models", "revisit_ml", "activation", "cashback_accruals",
+    assert {"crm", "dbt_models", "revisit_ml", "uplift_scores", "activation", "cashback_accruals",
             "deliveries"} <= {node.name for node in main.nodes}  # fmt: skip
 
 

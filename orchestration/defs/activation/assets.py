@@ -39,7 +39,7 @@ from activation.run import (
 from activation.trigger_specs import load_triggers
 from orchestration.defs.activation import checks
 from orchestration.defs.activation.checks import DELIVERIES
-from orchestration.defs.ml.assets import SCORES
+from orchestration.defs.ml.assets import SCORES, UPLIFT
 from orchestration.defs.models.assets import exposure_keys, model_key
 from orchestration.resources import WarehouseResource
 from revisit.settings import get_settings
@@ -48,7 +48,7 @@ GROUP = "activation"
 ACCRUALS = AssetKey(["activation", "cashback_accruals"])
 TRIGGERS = load_triggers()
 # What the planner reads: the dbt exposure `activation_planner`, and the revisit scores.
-PLANNER_INPUTS = [*exposure_keys("activation_planner"), SCORES]
+PLANNER_INPUTS = [*exposure_keys("activation_planner"), SCORES, UPLIFT]
 # What delivery and reconciliation read: the dbt exposure `activation_delivery`.
 DELIVERY_INPUTS = exposure_keys("activation_delivery")
 

@@ -1,19 +1,33 @@
-{#- RFM of every customer at each of several snapshot dates: the one definition shared by
-    customer_rfm (one snapshot: the as-of date) and rfm_segment_history (month ends and
-    the as-of date), so the history scores customers exactly as customer_rfm does.
+{#- RFM of every customer at one snapshot date or at several: the one definition shared
+    by customer_rfm (one snapshot, the as-of date: `snapshot_date`) and
+    rfm_segment_history (month ends and the as-of date: `snapshot_dates`), so the
+    history scores customers exactly as customer_rfm does.
 
     `visits`: a relation or CTE with business_id, customer_id, visited_at, amount.
-    `snapshot_dates`: a SQL expression of type Array(Date).
+    `snapshot_date`: a SQL expression of type Date, or
+    `snapshot_dates`: a SQL expression of type Array(Date) — exactly one of the two.
 
     A snapshot counts the visits strictly before the end of its day (UTC, like
     as_of_end); recency is days from the last of them, frequency and monetary cover the
-    `rfm_window_days` (default 365) days up to the snapshot date. Scores are terciles
-    within the business and snapshot (tercile_score). Each visit is expanded to the
-    snapshots it precedes (arrayJoin), so one pass over the visits serves every
-    snapshot. Returns one row per (snapshot_date, business_id, customer_id) of the
-    customers with a visit before the snapshot, with the customer_rfm columns. -#}
-{% macro rfm_scores(visits, snapshot_dates) -%}
-{%- set window_days = var('rfm_window_days', 365) -%}
+    `rfm_window_days` (default 365) days up to the snapshot date (the visits from the
+    start of day snapshot - (window - 1), compared on the raw DateTime64 rather than
+    converting every visit to a Date). Scores are terciles within the business and
+    snapshot (tercile_score, on the arrays of the business's customers), the segment
+    comes from rfm_segment_map. Returns one row per (snapshot_date, business_id,
+    customer_id) of the customers with a visit before the snapshot, with the
+    customer_rfm columns.
+
+    Only where the visits come from differs between the two forms: one snapshot filters
+    them; several expand each visit to the snapshots it precedes (arrayJoin), so one
+    pass over the visits serves every snapshot. With one snapshot and visits sorted by
+    (business_id, customer_id), the per-customer group-by can stream in that order
+    (setting optimize_aggregation_in_order, see customer_rfm) without a hash table. -#}
+{% macro rfm_scores(visits, snapshot_date=none, snapshot_dates=none) -%}
+{%- if (snapshot_date is none) == (snapshot_dates is none) -%}
+    {{ exceptions.raise_compiler_error("rfm_scores: give snapshot_date or snapshot_dates, not both or neither") }}
+{%- endif -%}
+{%- set window_days = var('rfm_window_days', 365) | int -%}
+{%- set window_start = "toDateTime64(snapshot_date - " ~ (window_days - 1) ~ ", 3, 'UTC')" -%}
 select
     s.snapshot_date as snapshot_date,
     s.business_id as business_id,
@@ -25,44 +39,74 @@ select
     s.r_score as r_score,
     s.f_score as f_score,
     s.m_score as m_score,
-    concat('R', toString(s.r_score), 'F', toString(s.f_score), 'M', toString(s.m_score))
-        as rfm_cell,
+    s.rfm_cell as rfm_cell,
     m.segment as segment
 from (
     select
-        *,
-        {{ tercile_score('recency_days', 'desc', 'business_id, snapshot_date') }} as r_score,
-        {{ tercile_score('frequency', 'asc', 'business_id, snapshot_date') }} as f_score,
-        {{ tercile_score('monetary', 'asc', 'business_id, snapshot_date') }} as m_score
+        snapshot_date,
+        business_id,
+        customer_id,
+        last_visit_at,
+        recency_days,
+        frequency,
+        monetary,
+        r_score,
+        f_score,
+        m_score,
+        concat('R', toString(r_score), 'F', toString(f_score), 'M', toString(m_score)) as rfm_cell
     from (
         select
             snapshot_date,
             business_id,
-            customer_id,
-            max(visited_at) as last_visit_at,
-            toUInt32(dateDiff('day', toDate(max(visited_at)), snapshot_date)) as recency_days,
-            toUInt32(countIf(toDate(visited_at) > snapshot_date - {{ window_days }}))
-                as frequency,
-            -- A customer with no visit in the window has monetary 0 (never NULL: NULLs
-            -- would rank as the best spenders).
-            toDecimal128(
-                sumIf(amount, toDate(visited_at) > snapshot_date - {{ window_days }}), 2
-            ) as monetary
+            groupArray(customer_id) as customer_ids,
+            groupArray(last_visit_at) as last_visits,
+            groupArray(recency_days) as recencies,
+            groupArray(frequency) as frequencies,
+            groupArray(monetary) as monetaries,
+            {{ tercile_score('recencies', 'desc') }} as r_scores,
+            {{ tercile_score('frequencies', 'asc') }} as f_scores,
+            {{ tercile_score('monetaries', 'asc') }} as m_scores
         from (
             select
+                snapshot_date,
                 business_id,
                 customer_id,
-                visited_at,
-                amount,
-                arrayJoin(arrayFilter(
-                    d -> visited_at < toDateTime64(d + 1, 3, 'UTC'), {{ snapshot_dates }}
-                )) as snapshot_date
-            from {{ visits }}
+                max(visited_at) as last_visit_at,
+                toUInt32(dateDiff('day', toDate(last_visit_at), snapshot_date)) as recency_days,
+                toUInt32(countIf(visited_at >= {{ window_start }})) as frequency,
+                -- A customer with no visit in the window has monetary 0 (never NULL: NULLs
+                -- would rank as the best spenders).
+                toDecimal128(sumIf(amount, visited_at >= {{ window_start }}), 2) as monetary
+            from (
+                {%- if snapshot_date is not none %}
+                select {{ snapshot_date }} as snapshot_date, business_id, customer_id, visited_at, amount
+                from {{ visits }}
+                where visited_at < toDateTime64({{ snapshot_date }} + 1, 3, 'UTC')
+                {%- else %}
+                select
+                    business_id,
+                    customer_id,
+                    visited_at,
+                    amount,
+                    arrayJoin(arrayFilter(
+                        d -> visited_at < toDateTime64(d + 1, 3, 'UTC'), {{ snapshot_dates }}
+                    )) as snapshot_date
+                from {{ visits }}
+                {%- endif %}
+            )
+            group by snapshot_date, business_id, customer_id
         )
-        group by snapshot_date, business_id, customer_id
+        group by snapshot_date, business_id
     )
+    array join
+        customer_ids as customer_id,
+        last_visits as last_visit_at,
+        recencies as recency_days,
+        frequencies as frequency,
+        monetaries as monetary,
+        r_scores as r_score,
+        f_scores as f_score,
+        m_scores as m_score
 ) as s
-inner join {{ ref('rfm_segment_map') }} as m
-    on concat('R', toString(s.r_score), 'F', toString(s.f_score), 'M', toString(s.m_score))
-        = m.rfm_cell
+inner join {{ ref('rfm_segment_map') }} as m on s.rfm_cell = m.rfm_cell
 {%- endmacro %}

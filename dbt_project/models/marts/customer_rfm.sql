@@ -15,4 +15,4 @@ select
     m_score,
     rfm_cell,
     segment
-from ({{ rfm_scores(ref('fct_visits'), '[' ~ as_of_date() ~ ']') }})
+from ({{ rfm_scores(ref('fct_visits'), snapshot_date=as_of_date()) }})

@@ -33,4 +33,4 @@ select
     recency_days,
     frequency,
     monetary
-from ({{ rfm_scores(ref('fct_visits'), snapshot_dates) }})
+from ({{ rfm_scores(ref('fct_visits'), snapshot_dates=snapshot_dates) }})

@@ -305,7 +305,9 @@ class StackedEstimator:
 
     def margins(self, X: pd.DataFrame) -> np.ndarray:
         """Rows × 2: the boosting's and the core logistic's log-odds."""
-        boost = self.frozen.decision_function(X[self.boost_features])
+        # Usually X holds exactly the boosting's columns: no 1M-row copy to slice them.
+        same = list(X.columns) == self.boost_features
+        boost = self.frozen.decision_function(X if same else X[self.boost_features])
         return np.column_stack([boost, self.core.decision_function(core_design(X))])
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -587,7 +589,8 @@ def _partial_dependence(model: RevisitModel, sample: pd.DataFrame) -> dict[str, 
 def fit_model(
     train: pd.DataFrame, tuning: pd.DataFrame, config: TrainConfig
 ) -> tuple[RevisitModel, dict[str, Any]]:
-    """Tune on `tuning` (grid × number of trees by log loss), fit, calibrate on `tuning`."""
+    """Tune on `tuning` (grid × number of trees by log loss), fit, stack and calibrate on
+    `tuning` (see the module docstring)."""
     for name, part in (("training", train), ("tuning", tuning)):
         if part[LABEL].nunique() < 2:
             raise TrainingError(

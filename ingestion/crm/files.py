@@ -588,6 +588,20 @@ def _missing_required(entity_map: EntityMap, names: Collection[str]) -> None:
         )
 
 
+def _engine_rows(table: pa.Table, *, typed: bool) -> pa.Table:
+    """The reader's table as the engine reads it: columns `c<i>` plus `_pos` (the row's
+    position); text cells "" where empty."""
+    columns = [col if typed else pc.fill_null(col, "") for col in table.columns]
+    # Columns without nulls are declared so: the engine reads them as plain (not Nullable)
+    # columns, on which filling missing values costs nothing.
+    fields = [
+        pa.field(f"c{i}", col.type, nullable=col.null_count > 0) for i, col in enumerate(columns)
+    ]
+    fields.append(pa.field("_pos", pa.uint64(), nullable=False))
+    columns.append(pa.array(np.arange(table.num_rows, dtype=np.uint64)))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
 def _kept_rows(quarantine: pd.DataFrame, row_ref: pd.Series) -> np.ndarray:
     """Which of `row_ref`'s rows `prepare` kept: a row is rejected when one of its
     quarantine reasons is not a dropped value ("…; value dropped, row kept")."""
@@ -637,19 +651,10 @@ def load_csv(
     plan = _engine_plan(entity_map, names, business_id, typed=typed)
     n = table.num_rows
     version = np.uint64(time.time_ns())
-    columns = [col if typed else pc.fill_null(col, "") for col in table.columns]
-    # Columns without nulls are declared so: the engine reads them as plain (not Nullable)
-    # columns, on which filling missing values costs nothing.
-    fields = [
-        pa.field(f"c{i}", col.type, nullable=col.null_count > 0) for i, col in enumerate(columns)
-    ]
-    fields.append(pa.field("_pos", pa.uint64(), nullable=False))
-    columns.append(pa.array(np.arange(n, dtype=np.uint64)))
-    rows = pa.Table.from_arrays(columns, schema=pa.schema(fields))
-    with ArrowSource(client, rows) as source:
-        if plan is None:
-            slow = np.arange(n, dtype=np.uint64)
-        else:
+    with ExitStack() as stack:
+        slow = np.arange(n, dtype=np.uint64)
+        if plan is not None:
+            source = stack.enter_context(ArrowSource(client, _engine_rows(table, typed=typed)))
             try:
                 slow = (
                     source.query_arrow(
@@ -662,7 +667,7 @@ def load_csv(
                 slow.sort()
             except DatabaseError:
                 # A suite regex RE2 refuses, say: the reference path reads every row.
-                plan, slow = None, np.arange(n, dtype=np.uint64)
+                plan = None
         parts: list[Any] = []
         if plan is not None and len(slow) < n:
             bookkeeping = (_lit(batch_id), _lit(relative), "_pos", f"{int(version)} + _pos")
@@ -676,7 +681,8 @@ def load_csv(
             # Line numbers of the rows in the file (header is line 1).
             row_ref = pd.Series(slow.astype(np.int64) + 2)
             prepared = prepare(
-                entity_map, _to_pandas(table.take(pa.array(slow))), source_kind="crm_file",
+                entity_map, _to_pandas(table if len(slow) == n else table.take(pa.array(slow))),
+                source_kind="crm_file",
                 row_ref=row_ref, regions=regions, business_id=business_id, id_key=id_key,
             )  # fmt: skip
             kept = slow[_kept_rows(prepared.quarantine, row_ref)]

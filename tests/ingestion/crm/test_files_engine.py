@@ -13,7 +13,7 @@ import warehouse
 from ingestion.crm import files, load_crm_exports
 from revisit.settings import DEV_ID_KEY
 from simulation.clickhouse_http import running
-from tests.ingestion.crm.crmdata import SERVICES, appointment
+from tests.ingestion.crm.crmdata import BUSINESSES, CUSTOMERS, SERVICES, appointment
 
 # Every value here converts with the reader's types: the reader's typed table.
 TYPED_ODD = {
@@ -86,13 +86,16 @@ def write_exports(root: Path) -> Path:
     text["id"] = text["id"].where(text["id"].str.strip() == "", "t" + text["id"].str[1:])
     text.to_csv(b1 / "appointments_text.csv", index=False)
     services(SERVICES_ODD).to_csv(b1 / "services.csv", index=False)
+    pd.DataFrame(BUSINESSES).to_csv(b1 / "businesses.csv", index=False)
+    # Phones are normalised by `prepare` (phonenumbers): the whole file goes there.
+    pd.DataFrame(CUSTOMERS).to_csv(b1 / "customers.csv", index=False)
     return root
 
 
 def loaded(client: warehouse.Client) -> dict[str, list[tuple]]:
     """What a load left in raw: rows (latest versions) and quarantine rows."""
     out = {}
-    for table in ("crm_appointments", "crm_services"):
+    for table in ("crm_businesses", "crm_customers", "crm_appointments", "crm_services"):
         out[table] = client.query(
             f"SELECT * EXCEPT (_row, _version, _loaded_at) FROM raw.{table} FINAL ORDER BY ALL"
         ).result_rows
@@ -112,13 +115,18 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_exports(tmp_path_factory.mktemp("engine") / "exports")
 
 
-def test_engine_path_loads_what_the_reference_path_loads(
-    exports: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with warehouse.connect(f"chdb://{tmp_path / 'reference'}") as client:
+@pytest.fixture(scope="module")
+def reference(exports: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple]]:
+    """What the reference path (`prepare` on every row) loads."""
+    with warehouse.connect(f"chdb://{tmp_path_factory.mktemp('reference')}") as client:
         _, errors = load_crm_exports(client, exports, id_key=DEV_ID_KEY, csv_engine=False)
         assert errors == []
-        reference = loaded(client)
+        return loaded(client)
+
+
+def test_engine_path_loads_what_the_reference_path_loads(
+    exports: Path, reference: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The engine path hands `prepare` only the rows it does not accept itself.
     handed: dict[str, int] = {}
     original = files.prepare
@@ -137,11 +145,16 @@ def test_engine_path_loads_what_the_reference_path_loads(
         assert all(r.skipped for r in again)
     # (In a text file the engine reads the blank location itself; the typed reader keeps
     # blanks, so there the row goes to `prepare`.)
-    assert handed == {"appointments": len(TYPED_ODD) + len(TEXT_ODD) - 1, "services": 6}
+    assert handed == {
+        "appointments": len(TYPED_ODD) + len(TEXT_ODD) - 1,
+        "services": len(SERVICES_ODD),
+        "customers": len(CUSTOMERS),
+    }
     for part in reference:
         assert engine[part] == reference[part], part
     reasons = {row[6] for row in reference["quarantine"]}
     assert any("teleported" in r for r in reasons) and any("row kept" in r for r in reasons)
+    assert any("phone" in r for r in reasons)
     assert len(reference["crm_appointments"]) > 40  # the clean rows of both files
     # The later of two rows with one key won (ReplacingMergeTree, `_version` by position).
     first = {r[1]: str(r[7]) for r in engine["crm_appointments"] if r[1] in ("a0", "t0")}
@@ -149,10 +162,7 @@ def test_engine_path_loads_what_the_reference_path_loads(
 
 
 @pytest.mark.timeout(300)
-def test_engine_path_through_a_server(exports: Path, tmp_path: Path) -> None:
-    with warehouse.connect(f"chdb://{tmp_path / 'reference'}") as client:
-        load_crm_exports(client, exports, id_key=DEV_ID_KEY, csv_engine=False)
-        reference = loaded(client)
+def test_engine_path_through_a_server(exports: Path, reference: dict, tmp_path: Path) -> None:
     with running(tmp_path / "server") as url, warehouse.connect(url) as client:
         _, errors = load_crm_exports(client, exports, id_key=DEV_ID_KEY)
         assert errors == []

@@ -148,7 +148,10 @@ def _completion(
             item.key, token, State.failed, reason="permanent", provider=result.provider,
             error_code=result.error_code, last_error=error,
         )  # fmt: skip
-    if item.attempts >= config.max_total_attempts:
+    # A row sent back because the provider is paused made no request: its claim is not an
+    # attempt, so a long flood-control pause cannot use up a row's attempts.
+    unsent = result.deferred and result.http_attempts == 0
+    if item.attempts >= config.max_total_attempts and not unsent:
         return Completion(
             item.key, token, State.dead, reason="max_attempts", provider=result.provider,
             error_code=result.error_code, last_error=error, uncertain=result.uncertain,
@@ -156,7 +159,8 @@ def _completion(
     return Completion(
         item.key, token, State.failed, reason="retry", provider=result.provider,
         error_code=result.error_code, last_error=error, uncertain=result.uncertain,
-        next_attempt_at=now + _next_attempt(config, item.attempts, result.retry_after_s),
+        next_attempt_at=now + _next_attempt(config, item.attempts - unsent, result.retry_after_s),
+        refund_attempt=unsent,
     )  # fmt: skip
 
 

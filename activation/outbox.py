@@ -6,7 +6,8 @@ Tables (SQLAlchemy Core; SQLite by default, PostgreSQL through the state DSN):
 campaign_id, business_id, customer_id, channel (messages) / currency, amount (decimal
 string), source_event_id (accruals), payload (the planned model as JSON), state
 (planned → sending → sent | failed | skipped | dead), reason (skipped: `holdout`,
-`expired`; failed: `permanent` or `retry`), attempts (claims so far), next_attempt_at
+`expired`; failed: `permanent` or `retry`), attempts (claims so far, less those sent
+back without a request while the provider was paused), next_attempt_at
 (NULL = never again), lease: claimed_at / lease_until / run_token, uncertain (an earlier
 attempt's outcome is unknown), provider, provider_message_id (messages) / ledger_entry_id
 (accruals), error_code, last_error, created_at / updated_at / sent_at (UTC), version
@@ -180,6 +181,7 @@ class Completion:
     next_attempt_at: datetime | None = None
     uncertain: bool = False
     sent_at: datetime | None = None
+    refund_attempt: bool = False  # no request left: the claim does not count as an attempt
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -455,6 +457,7 @@ class Outbox:
                     "lease_until": null(),  # a literal: no parameter to process per row
                     "updated_at": now,
                     "version": table.c.version + 1,
+                    "attempts": table.c.attempts - bindparam("b_refund"),
                 }
             )
         )
@@ -471,6 +474,7 @@ class Outbox:
                 "b_next": c.next_attempt_at,
                 "b_uncertain": c.uncertain,
                 "b_sent": c.sent_at,
+                "b_refund": int(c.refund_attempt),
             }
             for c in completions
         ]

@@ -107,6 +107,7 @@ class SendResult:
     ambiguous_resends: int = 0  # resends after an unknown outcome without a positive lookup
     ambiguous_attempts: int = 0  # requests of this call whose outcome is unknown
     replayed: bool = False
+    deferred: bool = False  # sent back unsent: the provider is paused (Retry-After)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -355,6 +356,7 @@ class Provider(ABC):
             f"{self.name} asked to wait {paused:.1f} s (Retry-After)"
         )
         result.retry_after_s = paused
+        result.deferred = True
 
     async def aclose(self) -> None:
         for transport in self._transports:

@@ -145,17 +145,21 @@ def test_a_5xx_after_commit_is_not_resent_blind(standins: StandinCluster, outbox
 def test_a_long_retry_after_pauses_every_sender(standins: StandinCluster, outbox: Outbox) -> None:
     """A pause longer than a row may wait sends the run's rows back without a request
     (before: only the limited row went back; the others were sent straight into the
-    pause), and the run ends after a pause it could wait out."""
+    pause), and the run ends after a pause it could wait out. A row sent back unsent
+    spends no attempt (before: every deferral did, so a long pause could kill rows)."""
     standins.admin("sms").set_faults(script=["429"], retry_after_s=30)
     outbox.enqueue([message(i, Channel.sms) for i in range(5)])
-    config = fast_config(standins, concurrency=1, max_retry_wait_s=0.2)
+    config = fast_config(standins, concurrency=1, max_retry_wait_s=0.2, max_total_attempts=1)
     started = time.perf_counter()
     report = deliver(outbox, config)
     assert time.perf_counter() - started >= 0.2
     assert len(standins.admin("sms").requests()) == 1
-    assert report.states["failed"] == 5 and report.http_requests == 1
+    assert report.states["dead"] == 1 and report.states["failed"] == 4
+    assert report.http_requests == 1
     rows = outbox.rows("message")
-    assert all(r["next_attempt_at"] >= utcnow() + timedelta(seconds=25) for r in rows)
+    deferred = [r for r in rows if r["state"] == "failed"]
+    assert [r["attempts"] for r in deferred] == [0] * 4
+    assert all(r["next_attempt_at"] >= utcnow() + timedelta(seconds=25) for r in deferred)
     assert {r["error_code"] for r in rows} == {"rate_limited"}
 
 

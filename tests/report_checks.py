@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Collection
 from pathlib import Path
 
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 from PIL import Image, ImageStat
 
 from tests.chromium import chromium
@@ -56,13 +57,39 @@ def check_html(path: Path, screenshots: Path | None = None) -> dict[str, dict]:
     return found
 
 
-def check_xlsx(path: Path) -> list[str]:
-    """One summary sheet plus one per section, each with its title and reading."""
+def check_xlsx(path: Path, charted: Collection[str] = ()) -> list[str]:
+    """One summary sheet plus one per section, each with its title and reading; each
+    section in `charted` (the ones whose HTML has a chart) has its chart in the sheet: a
+    native Excel chart whose every series reads numbers from the sheet, or a heatmap
+    table (a colour-scale conditional format over numbers)."""
     workbook = load_workbook(path)
     assert len(workbook.sheetnames) == 1 + len(SECTION_IDS), workbook.sheetnames
-    for sheet in workbook.worksheets[1:]:
+    for section, sheet in zip(SECTION_IDS, workbook.worksheets[1:], strict=True):
         assert sheet["A1"].value and sheet["A2"].value, sheet.title
+        if section not in charted:
+            continue
+        scales = [rule for ranges in sheet.conditional_formatting for rule in ranges.rules
+                  if rule.type == "colorScale"]  # fmt: skip
+        assert sheet._charts or scales, f"{section}: no chart in the workbook"
+        for chart in sheet._charts:
+            assert chart.series, f"{section}: a chart without series"
+            for series in chart.series:
+                reference = (series.val or series.yVal).numRef.f
+                assert _numbers(workbook, reference), f"{section}: {reference} has no numbers"
+        for ranges in sheet.conditional_formatting:
+            if any(rule.type == "colorScale" for rule in ranges.rules):
+                assert _numbers(workbook, f"'{sheet.title}'!{ranges.sqref}"), section
     return workbook.sheetnames
+
+
+def _numbers(workbook: Workbook, reference: str) -> list[float]:
+    """The numbers in a range like 'Sheet'!$B$5:$B$9."""
+    title, cells = reference.rsplit("!", 1)
+    sheet = workbook[title.strip("'").replace("''", "'")]
+    picked = sheet[cells.replace("$", "")]
+    rows = picked if isinstance(picked, tuple) else ((picked,),)
+    values = [c.value for row in rows for c in (row if isinstance(row, tuple) else (row,))]
+    return [v for v in values if isinstance(v, int | float)]
 
 
 def pdf_pages(path: Path) -> int:

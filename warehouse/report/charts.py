@@ -1,13 +1,15 @@
 """The report's charts: Vega-Lite specifications rendered by vl-convert (the Vega team's
-Rust renderer, a wheel with no browser and no network) to SVG, which the HTML inlines,
-and to PNG, which the XLSX and PDF embed.
+Rust renderer, a wheel with no browser and no network): to SVG, which the HTML inlines,
+and to a scenegraph, which the PDF draws as vectors (`vector.py`). Each chart also keeps
+its data as `Plot`s, from which the XLSX builds native Excel charts and colour-scaled
+tables without running Vega at all.
 
 Why not matplotlib (which ml/plots.py uses): a report has seven charts per business
 and the demo has fifty businesses; matplotlib spent ~0.1 s per chart laying out ticks and
 text in Python, vl-convert renders the same chart several times faster
 (`benchmarks/bench_report.py`). Numbers in axes follow the report's locale (d3-format's
 ru-RU and en-US). Text is measured and drawn in Liberation Sans, which vl-convert
-bundles (Cyrillic included), so the PNGs are the same on every machine; browsers without
+bundles (Cyrillic included), so the layout is the same on every machine; browsers without
 it fall back along the family list. A font registered from a directory (DejaVu) made
 every chart about twice as slow to lay out, so DejaVu is only a fallback for glyphs
 Liberation lacks.
@@ -17,9 +19,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib.util import find_spec
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +33,6 @@ import vl_convert
 HIGHLIGHT = "#c0392b"
 BLUE = "#2c7fb8"
 FONT = "Liberation Sans, Arial, Helvetica, sans-serif"
-# PNG pixels per SVG pixel: 1 keeps the PDF and XLSX as sharp as the matplotlib charts
-# were (96 dpi) at the lowest rasterising cost; the HTML is vector anyway.
-PNG_SCALE = 1.0
 FORMAT_LOCALES = {"ru": "ru-RU", "en": "en-US"}
 CONFIG = {
     "font": FONT,
@@ -50,19 +50,60 @@ FONT_DIR = Path(find_spec("matplotlib").submodule_search_locations[0], "mpl-data
 _SIZE = re.compile(r'<svg[^>]*?width="([\d.]+)" height="([\d.]+)"')
 
 
-@dataclass
-class Chart:
-    """One rendered chart: `svg` (inline in HTML) of `width` × `height` CSS pixels, and
-    its `png` (XLSX, PDF; PNG_SCALE times as many pixels), rasterised on first use: an
-    HTML-only report never pays for it."""
+@dataclass(frozen=True)
+class Plot:
+    """A chart's data in a renderer-neutral form, for a native (editable) Excel chart:
+    `kind` is "bar" (horizontal), "column" (grouped), "line", "scatter" (x = the
+    categories) or "heatmap" (rows = the categories, one column per series). `highlight`
+    names the categories (bar), series (line) or columns (heatmap) the chart marks red."""
 
-    svg: str
-    width: int
-    height: int
+    kind: str
+    title: str
+    categories: list[Any]
+    series: dict[str, list[float]]
+    x_title: str = ""
+    y_title: str = ""
+    highlight: tuple[str, ...] = ()
+    number_format: str = "#,##0"
+
+
+@dataclass(eq=False)
+class Chart:
+    """One chart: a Vega-Lite `spec` with its data inline, and the same data as `plots`
+    for native Excel charts. Vega runs on first use of `svg` (the HTML inlines it; its
+    size is `width` × `height` CSS pixels) or `scenegraph` (the PDF draws it as vectors):
+    a workbook-only report never starts the renderer."""
+
+    spec: dict[str, Any]
+    lang: str
+    plots: list[Plot] = field(default_factory=list)
 
     @cached_property
-    def png(self) -> bytes:
-        return vl_convert.svg_to_png(self.svg, scale=PNG_SCALE)
+    def svg(self) -> str:
+        _fonts()
+        return vl_convert.vegalite_to_svg(self.spec, config=CONFIG,
+                                          format_locale=FORMAT_LOCALES[self.lang],
+                                          allowed_base_urls=[])  # fmt: skip
+
+    @cached_property
+    def _size(self) -> tuple[int, int]:
+        width, height = (round(float(v)) for v in _SIZE.search(self.svg).groups())
+        return width, height
+
+    @property
+    def width(self) -> int:
+        return self._size[0]
+
+    @property
+    def height(self) -> int:
+        return self._size[1]
+
+    @cached_property
+    def scenegraph(self) -> dict[str, Any]:
+        _fonts()
+        return vl_convert.vegalite_to_scenegraph(self.spec, config=CONFIG,
+                                                 format_locale=FORMAT_LOCALES[self.lang],
+                                                 allowed_base_urls=[])  # fmt: skip
 
 
 @cache
@@ -73,19 +114,17 @@ def _fonts() -> None:
 def warm_up() -> None:
     """Load the fonts and start the renderer's JavaScript engine (its first chart costs
     about a second), so a worker process is ready before its first business."""
-    render({"data": {"values": [{"x": 1}]}, "mark": "point",
-            "encoding": {"x": {"field": "x", "type": "quantitative"}}}, "en")  # fmt: skip
+    chart = render({"data": {"values": [{"x": 1}]}, "mark": "point",
+                    "encoding": {"x": {"field": "x", "type": "quantitative"}}}, "en")  # fmt: skip
+    if "<svg" not in chart.svg:
+        raise RuntimeError("vl-convert rendered no SVG")
 
 
-def render(spec: dict[str, Any], lang: str) -> Chart:
-    """Render a Vega-Lite spec (inline data only: no URL may be fetched)."""
-    _fonts()
+def render(spec: dict[str, Any], lang: str, plots: Sequence[Plot] = ()) -> Chart:
+    """A chart of a Vega-Lite spec (inline data only: no URL may be fetched), rendered
+    when first shown."""
     spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", **spec}
-    svg = vl_convert.vegalite_to_svg(
-        spec, config=CONFIG, format_locale=FORMAT_LOCALES[lang], allowed_base_urls=[]
-    )
-    width, height = (round(float(v)) for v in _SIZE.search(svg).groups())
-    return Chart(svg=svg, width=width, height=height)
+    return Chart(spec=spec, lang=lang, plots=list(plots))
 
 
 def _values(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -143,7 +182,22 @@ def rfm_grid(cells: pd.DataFrame, labels: dict[str, str], lang: str) -> Chart:
                  "color": {"condition": {"test": "datum.light", "value": "white"},
                            "value": "black"}}},
         ],
-    }, lang)  # fmt: skip
+    }, lang, _grid_plots(cells, labels))  # fmt: skip
+
+
+def _grid_plots(cells: pd.DataFrame, labels: dict[str, str]) -> list[Plot]:
+    """The grid as two tables of R rows (R3 on top, as drawn) × 9 M·F columns."""
+    by_cell = cells.set_index(["r", "f", "m"])
+    columns = [(m, f) for m in (1, 2, 3) for f in (1, 2, 3)]
+
+    def table(value: str) -> dict[str, list[float]]:
+        return {f"M{m} F{f}": [float(by_cell[value].get((r, f, m), 0.0)) for r in (3, 2, 1)]
+                for m, f in columns}  # fmt: skip
+
+    rows = ["R3", "R2", "R1"]
+    return [Plot("heatmap", labels["customers"], rows, table("customers")),
+            Plot("heatmap", labels["revenue_share"], rows, table("revenue_share"),
+                 number_format="0.0%")]  # fmt: skip
 
 
 def bars(names: Sequence[str], values: Sequence[float], xlabel: str, lang: str,
@@ -160,7 +214,8 @@ def bars(names: Sequence[str], values: Sequence[float], xlabel: str, lang: str,
             "x": {"field": "value", "type": "quantitative", "title": xlabel},
             "color": {"condition": {"test": "datum.hot", "value": HIGHLIGHT}, "value": BLUE},
         },
-    }, lang)  # fmt: skip
+    }, lang, [Plot("bar", "", list(data.name), {xlabel: data.value.astype(float).tolist()},
+                   x_title=xlabel, highlight=tuple(data.name[data.hot]))])  # fmt: skip
 
 
 def trend(pivot: pd.DataFrame, ylabel: str, highlight: Sequence[str], lang: str) -> Chart:
@@ -181,7 +236,9 @@ def trend(pivot: pd.DataFrame, ylabel: str, highlight: Sequence[str], lang: str)
                       "title": None},
             "strokeWidth": {"condition": {"test": "datum.hot", "value": 3.2}, "value": 1.4},
         },
-    }, lang)  # fmt: skip
+    }, lang, [Plot("line", ylabel, [f"{d:%Y-%m}" for d in pd.to_datetime(pivot.index)],
+                   {str(c): pivot[c].astype(float).tolist() for c in pivot.columns},
+                   y_title=ylabel, highlight=tuple(highlight))])  # fmt: skip
 
 
 def matrix(pivot: pd.DataFrame, xlabel: str, ylabel: str, highlight: Sequence[str],
@@ -225,11 +282,15 @@ def matrix(pivot: pd.DataFrame, xlabel: str, ylabel: str, highlight: Sequence[st
                           "color": {"condition": {"test": f"datum.shade > {top * 0.6}",
                                                   "value": "white"}, "value": "black"}}},
         ],
-    }, lang)  # fmt: skip
+    }, lang, [Plot("heatmap", f"{ylabel} \\ {xlabel}", [str(r) for r in rows],
+                   {str(c): pivot[c].astype(float).tolist() for c in columns},
+                   x_title=xlabel, y_title=ylabel, highlight=tuple(highlight))])  # fmt: skip
 
 
 def _grouped(frame: pd.DataFrame, group: str, series: str, value: str, groups: list[str],
              lang: str, angle: int = 0) -> Chart:  # fmt: skip
+    totals = (frame.pivot_table(index=group, columns=series, values=value, aggfunc="sum")
+              .reindex(groups).fillna(0.0).astype(float))  # fmt: skip
     return render({
         "data": {"values": _values(frame)}, "width": 640, "height": 240, "mark": "bar",
         "encoding": {
@@ -240,7 +301,8 @@ def _grouped(frame: pd.DataFrame, group: str, series: str, value: str, groups: l
             "color": {"field": series, "type": "nominal", "title": None,
                       "legend": {"orient": "top"}},
         },
-    }, lang)  # fmt: skip
+    }, lang, [Plot("column", "", groups,
+                   {str(c): totals[c].tolist() for c in totals.columns})])  # fmt: skip
 
 
 def funnel(stages: Sequence[str], per_trigger: pd.DataFrame, lang: str) -> Chart:
@@ -275,6 +337,10 @@ def score(p: np.ndarray, outcomes: pd.DataFrame | None, labels: dict[str, str],
             "y": {"field": "n", "type": "quantitative", "title": labels["customers"]},
         },
     }]  # fmt: skip
+    plots = [Plot("column", labels["distribution"],
+                  [f"{lo:.0%}–{hi:.0%}" for lo, hi in pairwise(edges)],
+                  {labels["customers"]: counts.astype(float).tolist()},
+                  x_title=labels["probability"], y_title=labels["customers"])]  # fmt: skip
     if outcomes is not None and len(outcomes):
         y = outcomes.revisited.to_numpy(dtype=float)
         prob = outcomes.p_revisit.to_numpy(dtype=float)
@@ -315,4 +381,14 @@ def score(p: np.ndarray, outcomes: pd.DataFrame | None, labels: dict[str, str],
                  "encoding": {"y": {"datum": 1}}},
             ],
         })  # fmt: skip
-    return render({"hconcat": panels, "spacing": 28}, lang)
+        # The diagonal (observed = predicted) as a second series over the same x.
+        plots.append(Plot("scatter", labels["calibration"], calibration.p.tolist(),
+                          {labels["observed"]: calibration.y.tolist(),
+                           labels["probability"]: calibration.p.tolist()},
+                          x_title=labels["probability"], y_title=labels["observed"],
+                          number_format="0.0%"))  # fmt: skip
+        plots.append(Plot("column", labels["lift_title"], [int(d) for d in lift.decile],
+                          {labels["lift"]: lift.lift.astype(float).tolist()},
+                          x_title=labels["decile"], y_title=labels["lift"],
+                          number_format="0.00"))  # fmt: skip
+    return render({"hconcat": panels, "spacing": 28}, lang, plots)

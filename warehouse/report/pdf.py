@@ -1,12 +1,13 @@
 """The report as a PDF with reportlab (a pure-Python wheel: no browser, no system
 library): a title block with each section's reading, then each section with its chart
-(a PNG of the HTML's SVG chart) and its tables, which flow over pages with a repeated header.
+and its tables, which flow over pages with a repeated header. A chart is the HTML's Vega
+layout drawn as vector graphics (`vector.py`): sharp in print and at any zoom, and
+cheaper than rasterising it.
 
 Text is set in DejaVu Sans, which matplotlib ships, so Cyrillic and ₽ render."""
 
 from __future__ import annotations
 
-import io
 from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -18,7 +19,6 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (
-    Image,
     KeepTogether,
     PageBreak,
     Paragraph,
@@ -30,6 +30,7 @@ from reportlab.platypus import Table as PdfTable
 
 from warehouse.report.charts import FONT_DIR
 from warehouse.report.model import Report, Table, fmt
+from warehouse.report.vector import VectorChart
 
 MAX_COLUMNS = 9
 WIDTH = A4[0] - 30 * mm
@@ -73,9 +74,10 @@ def write(report: Report, path: Path) -> None:
         head = [Paragraph(escape(section.title), styles["h2"]),
                 Paragraph(escape(section.reading), styles["body"])]  # fmt: skip
         if section.chart:
-            width, height = section.chart.width, section.chart.height
+            scenegraph = section.chart.scenegraph
+            width, height = scenegraph["width"], scenegraph["height"]
             scale = min(WIDTH / width, 110 * mm / height)
-            head.append(Image(io.BytesIO(section.chart.png), width * scale, height * scale))
+            head.append(VectorChart(scenegraph, width * scale, _fonts()))
         story.append(KeepTogether(head))
         for table in section.tables:
             story.append(Spacer(1, 4))

@@ -46,6 +46,25 @@ def test_model_beats_every_baseline_and_nears_the_truth(trained, world):
     assert set(model) >= {"roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top_decile"}
 
 
+def test_stack_leans_on_the_boosting_where_the_features_are_rich(trained):
+    # The synthetic world has bookings, messages and cashback: the boosting carries the
+    # model and the core logistic (history summaries only) adds next to nothing. On a bare
+    # purchase log (CDNOW) the weights come out the other way round.
+    stack = trained.report()["stack"]
+    assert stack["core_rows"] > trained.rows["tuning"]
+    assert stack["weights"]["boosting"] > 0.8 > abs(stack["weights"]["core"])
+    # Past the training range the logistic holds its edge value instead of extrapolating.
+    X = trained.evaluation_features[trained.model.features].head(500)
+    old = X.assign(tenure_days=1e5, days_since_last_visit=1e5, visit_days_all=1e4)
+    older = X.assign(tenure_days=1e6, days_since_last_visit=1e6, visit_days_all=1e5)
+    core = trained.model.estimator.core
+    np.testing.assert_array_equal(
+        core.decision_function(train.core_design(old)),
+        core.decision_function(train.core_design(older)),
+    )
+    assert not np.array_equal(train.core_design(old), train.core_design(older))
+
+
 def test_registry_promotes_only_models_that_are_not_worse(trained, world_dsn, tmp_path: Path):
     models = tmp_path / "models"
     first = registry.register(models, trained)

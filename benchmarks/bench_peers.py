@@ -289,17 +289,21 @@ def pandas_worker(parquet: Path, result: Path, as_of: date) -> None:
     print(json.dumps({**timings, "baseline_rss_mib": baseline, "loaded_rss_mib": loaded}))
 
 
-def chdb_worker(path: Path, sql_file: Path) -> None:
-    """Child process: the model's compiled SQL as `CREATE TABLE … AS` on chDB; timings."""
+def chdb_worker(path: Path, sql_file: Path, query_settings: dict[str, object]) -> None:
+    """Child process: the model's compiled SQL as `CREATE TABLE … AS` on chDB, with the
+    model's `query_settings` (which dbt appends to its insert, not to the compiled SQL);
+    timings."""
     from chdb import connect as chdb_connect
 
     connection = chdb_connect(str(path))
     connection.query("DROP TABLE IF EXISTS marts.customer_rfm_direct")
+    settings = ", ".join(f"{name} = {value!r}" for name, value in query_settings.items())
     baseline = _rss_mib()
     started, cpu = time.perf_counter(), time.process_time()
     connection.query(
         "CREATE TABLE marts.customer_rfm_direct ENGINE = MergeTree ORDER BY tuple() AS "
         + sql_file.read_text()
+        + (f"\nSETTINGS {settings}" if settings else "")
     )
     elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     connection.close()
@@ -349,14 +353,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pg-shared-buffers", default="4GB")
     parser.add_argument("--pg-work-mem", default="1GB")
     parser.add_argument("--pandas-worker", nargs=3, metavar=("PARQUET", "RESULT", "AS_OF"))
-    parser.add_argument("--chdb-worker", nargs=2, metavar=("PATH", "SQL"))
+    parser.add_argument("--chdb-worker", nargs=3, metavar=("PATH", "SQL", "SETTINGS_JSON"))
     options = parser.parse_args(argv)
     if options.pandas_worker:
         parquet, result, as_of = options.pandas_worker
         pandas_worker(Path(parquet), Path(result), date.fromisoformat(as_of))
         return {}
     if options.chdb_worker:
-        chdb_worker(Path(options.chdb_worker[0]), Path(options.chdb_worker[1]))
+        path, sql, query_settings = options.chdb_worker
+        chdb_worker(Path(path), Path(sql), json.loads(query_settings))
         return {}
     as_of = date.fromisoformat(AS_OF)
     base = Path(tempfile.mkdtemp(prefix="bench-peers-"))
@@ -414,11 +419,18 @@ def _run(options: argparse.Namespace, base: Path, as_of: date) -> dict:
         dbt_rss.append(rss)
     tests = len(results["results"]) - 1
     compiled = next(run_target_path(config).glob("compiled/**/customer_rfm.sql"))
+    manifest = json.loads((run_target_path(config) / "manifest.json").read_text())
+    query_settings = next(
+        node["config"].get("query_settings") or {}
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["name"] == "customer_rfm"
+    )
     direct_runs, direct_rss, direct_cpu = [], [], []
     for _ in range(options.runs):
         _, _, rss, out = _measured(
             [sys.executable, "-m", "benchmarks.bench_peers", "--chdb-worker",
-             str(settings.warehouse_dsn.removeprefix("chdb://")), str(compiled)]
+             str(settings.warehouse_dsn.removeprefix("chdb://")), str(compiled),
+             json.dumps(query_settings)]
         )  # fmt: skip
         direct_runs.append(json.loads(out.splitlines()[-1])["query_s"])
         direct_cpu.append(json.loads(out.splitlines()[-1])["query_cpu_s"])
@@ -529,6 +541,7 @@ def _run(options: argparse.Namespace, base: Path, as_of: date) -> dict:
         "chdb_dbt_model_s": round(model_s, 2),
         "chdb_dbt_tests": tests,
         "chdb_direct_s": round(direct_s, 2),
+        "chdb_query_settings": query_settings,
         "pandas_s": round(pandas_s, 2),
         "pandas_read_s": round(statistics.median(pandas_read), 2),
         "chdb_dbt_cpu_s": round(statistics.median(dbt_cpu), 2),

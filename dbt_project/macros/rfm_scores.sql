@@ -17,11 +17,12 @@
     customer_id) of the customers with a visit before the snapshot, with the
     customer_rfm columns.
 
-    Only where the visits come from differs between the two forms: one snapshot filters
-    them; several expand each visit to the snapshots it precedes (arrayJoin), so one
-    pass over the visits serves every snapshot. With one snapshot and visits sorted by
-    (business_id, customer_id), the per-customer group-by can stream in that order
-    (setting optimize_aggregation_in_order, see customer_rfm) without a hash table. -#}
+    The two forms differ only in where the visits come from and in the group-by keys:
+    one snapshot filters the visits and groups by (business_id, customer_id), the sort
+    order of fct_visits, so the group-by can stream in that order with no hash table
+    (setting optimize_aggregation_in_order, see customer_rfm); several snapshots expand
+    each visit to the snapshots it precedes (arrayJoin), so one pass over the visits
+    serves every snapshot. -#}
 {% macro rfm_scores(visits, snapshot_date=none, snapshot_dates=none) -%}
 {%- if (snapshot_date is none) == (snapshot_dates is none) -%}
     {{ exceptions.raise_compiler_error("rfm_scores: give snapshot_date or snapshot_dates, not both or neither") }}
@@ -68,7 +69,7 @@ from (
             {{ tercile_score('monetaries', 'asc') }} as m_scores
         from (
             select
-                snapshot_date,
+                {{ snapshot_date if snapshot_date is not none else 'snapshot_date' }} as snapshot_date,
                 business_id,
                 customer_id,
                 max(visited_at) as last_visit_at,
@@ -77,12 +78,15 @@ from (
                 -- A customer with no visit in the window has monetary 0 (never NULL: NULLs
                 -- would rank as the best spenders).
                 toDecimal128(sumIf(amount, visited_at >= {{ window_start }}), 2) as monetary
+            {%- if snapshot_date is not none %}
+            -- The group-by keys are exactly (business_id, customer_id), the visits'
+            -- sort order: a constant snapshot key would make the in-order aggregation
+            -- fall back to hashing within each run of equal keys (twice the CPU).
+            from {{ visits }}
+            where visited_at < toDateTime64({{ snapshot_date }} + 1, 3, 'UTC')
+            group by business_id, customer_id
+            {%- else %}
             from (
-                {%- if snapshot_date is not none %}
-                select {{ snapshot_date }} as snapshot_date, business_id, customer_id, visited_at, amount
-                from {{ visits }}
-                where visited_at < toDateTime64({{ snapshot_date }} + 1, 3, 'UTC')
-                {%- else %}
                 select
                     business_id,
                     customer_id,
@@ -92,9 +96,9 @@ from (
                         d -> visited_at < toDateTime64(d + 1, 3, 'UTC'), {{ snapshot_dates }}
                     )) as snapshot_date
                 from {{ visits }}
-                {%- endif %}
             )
             group by snapshot_date, business_id, customer_id
+            {%- endif %}
         )
         group by snapshot_date, business_id
     )

@@ -11,39 +11,28 @@
     score — the lowest their rank allows — so ties never split across terciles and
     the result does not depend on row order.
 
-    Computed on the business's array rather than with rank() windows: a window sorts
-    all customers of all businesses (three times, one per measure), while sorting each
-    business's few hundred values is cheap. In the values sorted worst first, a
-    position k starting a run of equal values has k - 1 values strictly worse;
-    arrayFill carries that rank over the rest of the run (the ties); sorting the
-    ranks by each value's original position puts them back in the input's order.
-    Lambdas take the arrays as arguments and never capture one: a captured array is
-    copied once per element. -#}
+    Computed on the business's array rather than with rank() windows (a window sorts
+    every customer of every business, once per measure). The score only grows with the
+    value, so it is fixed by two thresholds: with values ordered worst first,
+    worse >= k exactly when the value is strictly better than the k-th worst value.
+    So score >= 2 iff 3 * worse >= n, i.e. worse >= ceil(n / 3): strictly better than
+    the ceil(n/3)-th worst; score 3 iff strictly better than the ceil(2n/3)-th worst.
+    One sort per business and measure, no ranks, and ties (equal values) always fall
+    on the same side of a threshold. The thresholds are passed to the lambda as arrays
+    rather than captured: a captured array would be copied once per element. -#}
 {% macro tercile_score(measures, worst_first) -%}
-    {%- if worst_first == 'desc' -%}
-        {%- set sort = 'arrayReverseSort' -%}
-    {%- elif worst_first == 'asc' -%}
-        {%- set sort = 'arraySort' -%}
+    {%- if worst_first == 'asc' -%}
+        {%- set worst_first_sorted, better = 'arraySort(' ~ measures ~ ')', '>' -%}
+    {%- elif worst_first == 'desc' -%}
+        {%- set worst_first_sorted, better = 'arrayReverseSort(' ~ measures ~ ')', '<' -%}
     {%- else -%}
         {{ exceptions.raise_compiler_error("tercile_score: worst_first is 'asc' or 'desc', not " ~ worst_first) }}
     {%- endif -%}
-    {%- set sorted = sort ~ '(' ~ measures ~ ')' -%}
-    {%- set positions = 'arrayEnumerate(' ~ measures ~ ')' -%}
-    arraySort(
-        (score, position) -> position,
-        arrayMap(
-            rank -> toUInt8(1 + intDiv(3 * (rank - 1), length({{ measures }}))),
-            arrayFill(
-                (rank, starts_run) -> starts_run,
-                {{ positions }},
-                arrayMap(
-                    (value, previous, k) -> k = 1 or value != previous,
-                    {{ sorted }},
-                    arrayPushFront(arrayPopBack({{ sorted }}), {{ sorted }}[1]),
-                    {{ positions }}
-                )
-            )
-        ),
-        {{ sort }}((position, value) -> value, {{ positions }}, {{ measures }})
+    {%- set n = 'length(' ~ measures ~ ')' -%}
+    arrayMap(
+        (value, second, third) -> toUInt8(1 + (value {{ better }} second) + (value {{ better }} third)),
+        {{ measures }},
+        arrayWithConstant({{ n }}, {{ worst_first_sorted }}[intDiv({{ n }} + 2, 3)]),
+        arrayWithConstant({{ n }}, {{ worst_first_sorted }}[intDiv(2 * {{ n }} + 2, 3)])
     )
 {%- endmacro %}

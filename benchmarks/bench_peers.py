@@ -306,8 +306,22 @@ def chdb_worker(path: Path, sql_file: Path, query_settings: dict[str, object]) -
         + (f"\nSETTINGS {settings}" if settings else "")
     )
     elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    # The floor under the model, same process and settings: reading the four columns it
+    # needs, and the bare per-customer group-by (no window, scores or segments).
+    floors = {}
+    for name, sql in (
+        ("scan", "SELECT sum(length(business_id) + length(customer_id)), "
+                 "sum(toUnixTimestamp64Milli(visited_at)), sum(amount) FROM marts.fct_visits"),
+        ("group_by", "SELECT business_id, customer_id, max(visited_at), count(), sum(amount) "
+                     "FROM marts.fct_visits GROUP BY business_id, customer_id"),
+    ):  # fmt: skip
+        floor_started, floor_cpu = time.perf_counter(), time.process_time()
+        connection.query(sql + (f" SETTINGS {settings}" if settings else ""), "Null")
+        floors[f"{name}_s"] = time.perf_counter() - floor_started
+        floors[f"{name}_cpu_s"] = time.process_time() - floor_cpu
     connection.close()
-    print(json.dumps({"query_s": elapsed, "query_cpu_s": cpu_s, "baseline_rss_mib": baseline}))
+    print(json.dumps({"query_s": elapsed, "query_cpu_s": cpu_s, "baseline_rss_mib": baseline,
+                      **floors}))  # fmt: skip
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -425,15 +439,17 @@ def _run(options: argparse.Namespace, base: Path, as_of: date) -> dict:
         for node in manifest["nodes"].values()
         if node["resource_type"] == "model" and node["name"] == "customer_rfm"
     )
-    direct_runs, direct_rss, direct_cpu = [], [], []
+    direct_runs, direct_rss, direct_cpu, floors = [], [], [], []
     for _ in range(options.runs):
         _, _, rss, out = _measured(
             [sys.executable, "-m", "benchmarks.bench_peers", "--chdb-worker",
              str(settings.warehouse_dsn.removeprefix("chdb://")), str(compiled),
              json.dumps(query_settings)]
         )  # fmt: skip
-        direct_runs.append(json.loads(out.splitlines()[-1])["query_s"])
-        direct_cpu.append(json.loads(out.splitlines()[-1])["query_cpu_s"])
+        timing = json.loads(out.splitlines()[-1])
+        direct_runs.append(timing["query_s"])
+        direct_cpu.append(timing["query_cpu_s"])
+        floors.append(timing)
         direct_rss.append(rss)
     with warehouse.connect(settings.warehouse_dsn) as client:
         ours = client.query_df(
@@ -542,6 +558,10 @@ def _run(options: argparse.Namespace, base: Path, as_of: date) -> dict:
         "chdb_dbt_tests": tests,
         "chdb_direct_s": round(direct_s, 2),
         "chdb_query_settings": query_settings,
+        **{
+            f"chdb_floor_{key}": round(statistics.median(f[key] for f in floors), 2)
+            for key in ("scan_s", "scan_cpu_s", "group_by_s", "group_by_cpu_s")
+        },
         "pandas_s": round(pandas_s, 2),
         "pandas_read_s": round(statistics.median(pandas_read), 2),
         "chdb_dbt_cpu_s": round(statistics.median(dbt_cpu), 2),

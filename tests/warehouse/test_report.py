@@ -93,3 +93,65 @@ def test_chart_text_is_escaped_and_follows_the_locale() -> None:
         assert chart.scenegraph["width"] == chart.width
         assert chart.plots[0].categories == names
         assert chart.plots[0].highlight == (names[0],)
+
+
+def _every_chart(lang: str) -> dict[str, object]:
+    """One chart of each kind, on small made-up data, keyed by the section that shows it."""
+    import numpy as np
+    import pandas as pd
+
+    from warehouse.report import charts
+
+    t = T[lang]
+    rng = np.random.default_rng(16)
+    cells = pd.DataFrame([{"r": r, "f": f, "m": m, "customers": int(rng.integers(1, 900)),
+                           "revenue_share": rng.random() / 27}
+                          for r in (1, 2, 3) for f in (1, 2, 3) for m in (1, 2, 3)])  # fmt: skip
+    cells["customer_share"] = cells.customers / cells.customers.sum()
+    names = ["Чемпионы", "Под угрозой ухода", "<b>Спящие</b>", "=cmd|' /C calc'!A0"]
+    pivot = pd.DataFrame({n: rng.integers(10, 500, 12) for n in names},
+                         index=pd.date_range("2025-12-31", periods=12, freq="ME"))  # fmt: skip
+    moves = pd.DataFrame(rng.integers(0, 300, (4, 4)), index=names, columns=names)
+    funnel = pd.DataFrame(rng.integers(10, 1000, (2, 3)), index=["winback", "birthday"])
+    p = rng.random(500)
+    outcomes = pd.DataFrame({"p_revisit": p, "revisited": (rng.random(500) < p).astype(int),
+                             "decile": 10 - np.minimum((p * 10).astype(int), 9)})  # fmt: skip
+    return {
+        "grid": charts.rfm_grid(cells, t, lang),
+        "segments": charts.bars(
+            names, [1500, 300, 80, 5], t["customers"], lang, [False, True, False, False]
+        ),
+        "trend": charts.trend(pivot, t["customers"], [names[1]], lang),
+        "migration": charts.matrix(moves, t["to"], t["from"], [names[1]], lang),
+        "campaigns": charts.funnel([t["sent"], t["read"], t["rev30"]], funnel, lang),
+        "partners": charts.monthly(
+            ["2026-09", "2026-10"], {"A": [3.0, 4.0], "B": [1.0, 0.0]}, lang
+        ),
+        "flows": charts.bars(names[:2], [7.0, 2.0], t["customers"], lang),
+        "score": charts.score(p, outcomes, t, lang),
+    }
+
+
+def test_every_chart_kind_reaches_the_workbook_natively_and_the_pdf_as_vectors(
+    tmp_path: Path,
+) -> None:
+    """The XLSX has a native chart (or colour-scaled table) over numbers for every chart
+    the HTML shows, and the checker notices one missing; the PDF draws every chart with
+    no raster image in it."""
+    from warehouse.report import ReportFormat, _write
+    from warehouse.report.model import Report, Section
+
+    drawn = _every_chart("ru")
+    shown = [Section(s, s, f"reading {s}", chart=drawn[s]) for s in SECTION_IDS]
+    report = Report("B-1", "Салон", "ru", "2026-10", "RUB", "Отчёт", "2026-10", shown)
+    xlsx, pdf = tmp_path / "r.xlsx", tmp_path / "r.pdf"
+    _write(report, ReportFormat.xlsx, xlsx)
+    _write(report, ReportFormat.pdf, pdf)
+    check_xlsx(xlsx, charted=SECTION_IDS)
+    assert pdf_pages(pdf) == 1 + len(SECTION_IDS)
+    assert b"/Subtype /Image" not in pdf.read_bytes()
+
+    report.sections[1].chart = None  # the segments chart lost: the check must say so
+    _write(report, ReportFormat.xlsx, xlsx)
+    with pytest.raises(AssertionError, match="segments: no chart"):
+        check_xlsx(xlsx, charted=SECTION_IDS)

@@ -91,13 +91,13 @@ def build_report(
             )
     kinds = [ReportFormat(f) for f in formats]
     workers = min(workers or os.cpu_count() or 1, len(selected))
-    with _pool(workers if len(selected) >= PARALLEL_FROM else 1) as pool:
+    with _pool(workers if len(selected) >= PARALLEL_FROM else 1, kinds) as pool:
         return _build(client, out_dir, selected, known, period, lang, kinds, model_metadata,
                       pool)  # fmt: skip
 
 
 @contextmanager
-def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+def _pool(workers: int, kinds: list[ReportFormat]) -> Iterator[ProcessPoolExecutor | None]:
     """Worker processes, started and warmed up (imports, the chart renderer) while the
     caller queries the warehouse. Charts are CPU-bound: one process per core. Spawned,
     not forked, so the workers inherit none of the embedded engine's threads."""
@@ -107,8 +107,19 @@ def _pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for _ in range(workers):  # each submission while none is idle starts a process
-            pool.submit(charts.warm_up)
+            pool.submit(_warm_up, kinds)
         yield pool
+
+
+def _warm_up(kinds: list[ReportFormat]) -> None:
+    """Import the writers asked for; start the chart renderer only for a format that
+    draws with it (HTML, PDF): a workbook charts its data natively."""
+    if ReportFormat.xlsx in kinds:
+        from warehouse.report import xlsx  # noqa: F401
+    if ReportFormat.pdf in kinds:
+        from warehouse.report import pdf  # noqa: F401
+    if ReportFormat.html in kinds or ReportFormat.pdf in kinds:
+        charts.warm_up()
 
 
 def _build(

@@ -45,6 +45,7 @@ from threadpoolctl import threadpool_limits
 
 UPLIFT_TABLE = "ml.uplift_scores"
 WINDOW_DAYS = 30
+MIN_ARM = 300  # rows per arm (sent, holdout) a T-learner is fit on
 
 UPLIFT_DDL = f"""
 CREATE TABLE IF NOT EXISTS {UPLIFT_TABLE} (
@@ -258,7 +259,7 @@ def _fittable(y: np.ndarray, treated: np.ndarray, min_arm: int) -> bool:
 def fit_uplift(
     frame: pd.DataFrame,
     *,
-    min_arm: int = 300,
+    min_arm: int = MIN_ARM,
     seed: int = 0,
     version: str | None = None,
     threads: int | None = None,
@@ -392,6 +393,12 @@ def train_and_report(
             "rows to learn from"
         )
     model = fit_uplift(train, threads=threads)
+    if model.pooled is None and not model.per_trigger:
+        raise NoUpliftData(
+            f"too few trigger sends before {trained_before:%Y-%m-%d} to fit: each arm (sent, "
+            f"holdout) needs at least {MIN_ARM} rows with both outcomes; "
+            f"have {model.counts}"
+        )
     pct = f"{round(budget * 100)}pct"
     report: dict = {
         "model_version": model.version,

@@ -249,3 +249,15 @@ def test_train_and_report_refuses_an_empty_warehouse(settings) -> None:
         pytest.raises(NoUpliftData, match="fct_visits is empty"),
     ):
         train_and_report(client)
+
+
+def test_train_and_report_refuses_too_few_sends(settings) -> None:
+    # A new business's few sends: no arm is large enough to fit, which the asset reports
+    # as "not trained" instead of failing the run (it raised KeyError when scoring).
+    visits, sends, _ = _experiment(400, seed=2)
+    with warehouse.connect(settings.warehouse_dsn) as client:
+        create_ml_inputs(client)
+        client.insert_df("marts.fct_visits", visits)
+        client.insert_df("marts.fct_message_sends", sends)
+        with pytest.raises(NoUpliftData, match="too few trigger sends"):
+            train_and_report(client, eval_days=30, threads=1)

@@ -94,6 +94,16 @@ def test_demo_built_every_mart(pipeline: tuple[Settings, dict]) -> None:
     for mart in ("dim_customers", "customer_rfm", "fct_visits", "message_funnel",
                  "cashback_ledger", "cashback_balances", "partner_offer_conversion"):  # fmt: skip
         assert counts[mart] > 0, mart
+    # The uplift asset scored every customer with a visit for each trigger it learnt.
+    uplift = frame(
+        settings,
+        "SELECT trigger, uniqExact(business_id, customer_id) AS n, min(p_sent) AS lo, "
+        "max(p_sent) AS hi FROM ml.uplift_scores GROUP BY trigger",
+    )
+    customers = frame(settings, "SELECT uniqExact(business_id, customer_id) FROM marts.fct_visits")
+    assert {"winback", "birthday"} <= set(uplift.trigger)
+    assert (uplift.n == customers.iloc[0, 0]).all() and (uplift.lo >= 0).all()
+    assert (uplift.hi <= 1).all()
     # Every raw CRM phone the generator spelled invalid is quarantined, none is guessed.
     bad = pd.read_csv(settings.source_dir / "truth" / "bad_rows.csv", dtype=str)
     bad_customers = bad[(bad.entity == "customers") & (bad.field == "phone")]

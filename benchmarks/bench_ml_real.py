@@ -58,7 +58,7 @@ def cdnow(out: Path) -> Path:
     raw = pd.read_csv(
         package_file("lifetimes", "datasets", "CDNOW_master.txt"),
         sep=r"\s+",
-        header=None,
+        header=0,  # the file has a header line (customer_id date number_of_cds dollar_value)
         names=["customer_id", "date", "cds", "amount"],
         dtype={"customer_id": str, "date": str},
     )

@@ -66,7 +66,9 @@ def _metric_table(metrics: dict[str, dict[str, float]]) -> str:
                   description="Point-in-time features of every customer with a visit, as of "
                   "the run date (ml.revisit_features)."),
         AssetSpec(MODEL, group_name=GROUP, deps=[FEATURES], kinds={"scikitlearn"},
-                  description="Calibrated gradient boosting trained on rolling cutoffs, "
+                  description="Gradient boosting stacked with a logistic on purchase-history "
+                  "summaries, weighed and calibrated on the tuning cutoff, trained on rolling "
+                  "cutoffs, "
                   "compared with recency, RFM-cell and BG/NBD baselines; promoted only "
                   "when it passes the quality gate and is not worse than the promoted "
                   "model."),

@@ -132,6 +132,40 @@ def _every_chart(lang: str) -> dict[str, object]:
     }
 
 
+def _inline(node: object, datasets: dict[str, list]) -> object:
+    """A chart's spec with its named datasets put back inline, as Vega-Lite had it."""
+    if isinstance(node, list):
+        return [_inline(item, datasets) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {"name"} and node["name"] in datasets:
+        return {"values": datasets[node["name"]]}
+    return {key: _inline(value, datasets) for key, value in node.items()}
+
+
+def test_a_compiled_spec_is_shared_and_draws_each_charts_own_data() -> None:
+    """Vega-Lite is compiled once per chart spec and the data goes into its named
+    datasets: every chart kind draws the same SVG as the whole spec with its data inline,
+    and a second chart of a kind reuses the compilation with its own values."""
+    import vl_convert
+
+    from warehouse.report import charts
+
+    for kind, chart in _every_chart("ru").items():
+        inline = vl_convert.vegalite_to_svg(
+            _inline(chart.spec, chart.datasets), config=charts.CONFIG,
+            format_locale="ru-RU", allowed_base_urls=[],
+        )  # fmt: skip
+        assert chart.svg == inline, f"{kind}: compiled once, drawn differently"
+    before = charts._compile.cache_info()
+    first = charts.bars(["Альфа", "Бета"], [10.0, 20.0], "Клиентов", "en")
+    second = charts.bars(['Гамма "1"', "Дельта"], [5.0, 1.0], "Клиентов", "en")
+    assert ">Альфа<" in first.svg and '>Гамма "1"<' in second.svg
+    assert "Альфа" not in second.svg and "Гамма" not in first.svg
+    after = charts._compile.cache_info()
+    assert after.misses - before.misses <= 1 and after.hits - before.hits >= 1
+
+
 def test_every_chart_kind_reaches_the_workbook_natively_and_the_pdf_as_vectors(
     tmp_path: Path,
 ) -> None:

@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 import vl_convert
 
+from warehouse.report import svg
+
 HIGHLIGHT = "#c0392b"
 BLUE = "#2c7fb8"
 FONT = "Liberation Sans, Arial, Helvetica, sans-serif"
@@ -100,6 +102,16 @@ class Chart:
 
     @cached_property
     def svg(self) -> str:
+        """Written from the scenegraph (one Vega run serves the HTML and the PDF, and it
+        is cheaper than Vega's SVG call), or by Vega where `svg.write` cannot be faithful."""
+        try:
+            return svg.write(self.scenegraph, self.vega.get("background"))
+        except svg.NotWritable:
+            return self.vega_svg
+
+    @cached_property
+    def vega_svg(self) -> str:
+        """The SVG as Vega's own renderer writes it."""
         _fonts()
         return vl_convert.vega_to_svg(self.vega, format_locale=FORMAT_LOCALES[self.lang],
                                       allowed_base_urls=[])  # fmt: skip

@@ -17,6 +17,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (
     KeepTogether,
@@ -33,6 +34,9 @@ from warehouse.report.model import Report, Table, fmt
 from warehouse.report.vector import VectorChart
 
 MAX_COLUMNS = 9
+# reportlab's default cell padding; the cells' leading, the same for strings and Paragraphs.
+CELL_PADDING = 6
+CELL_LEADING = 8.5
 WIDTH = A4[0] - 30 * mm
 
 
@@ -54,7 +58,7 @@ def _styles() -> dict[str, ParagraphStyle]:
                              spaceAfter=3),
         "body": ParagraphStyle("body", fontName=regular, fontSize=9.5, leading=12.5,
                                spaceAfter=4),
-        "cell": ParagraphStyle("cell", fontName=regular, fontSize=7, leading=8.5),
+        "cell": ParagraphStyle("cell", fontName=regular, fontSize=7, leading=CELL_LEADING),
         "head": ParagraphStyle("head", fontName=bold, fontSize=7, leading=8.5),
     }  # fmt: skip
 
@@ -92,18 +96,23 @@ def write(report: Report, path: Path) -> None:
 def _table(table: Table, report: Report, styles: dict[str, ParagraphStyle]) -> PdfTable:
     columns = table.columns[:MAX_COLUMNS]
     kinds = table.kinds[:MAX_COLUMNS]
+    widths = _widths(kinds)
     rows: list[list] = [[Paragraph(escape(str(c)), styles["head"]) for c in columns]]
     for row in table.rows:
-        rows.append([
-            Paragraph(escape(fmt(v, k, report.lang, report.currency)), styles["cell"])
-            if k == "text" else fmt(v, k, report.lang, report.currency)
-            for v, k in zip(row[:MAX_COLUMNS], kinds, strict=False)
-        ])  # fmt: skip
+        cells = []
+        for v, k, width in zip(row[:MAX_COLUMNS], kinds, widths, strict=False):
+            text = fmt(v, k, report.lang, report.currency)
+            # A Paragraph only where the text must wrap: a one-line cell as a plain
+            # string looks the same and costs a fraction (most of a PDF's table time).
+            if k == "text" and not _fits(text, width):
+                cells.append(Paragraph(escape(text), styles["cell"]))
+            else:
+                cells.append(text)
+        rows.append(cells)
     numeric = [i for i, k in enumerate(kinds) if k != "text"]
-    shown = PdfTable(rows, repeatRows=1, hAlign="LEFT",
-                     colWidths=_widths(kinds))  # fmt: skip
+    shown = PdfTable(rows, repeatRows=1, hAlign="LEFT", colWidths=widths)
     style = [
-        ("FONT", (0, 0), (-1, -1), _fonts()[0], 7),
+        ("FONT", (0, 0), (-1, -1), _fonts()[0], 7, CELL_LEADING),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f0f3f6")),
         ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#dde3e8")),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -113,6 +122,11 @@ def _table(table: Table, report: Report, styles: dict[str, ParagraphStyle]) -> P
     style += [("ALIGN", (i, 1), (i, -1), "RIGHT") for i in numeric]
     shown.setStyle(TableStyle(style))
     return shown
+
+
+def _fits(text: str, width: float) -> bool:
+    """Whether `text` fits on one line of a cell `width` wide (less its padding)."""
+    return "\n" not in text and stringWidth(text, _fonts()[0], 7) <= width - 2 * CELL_PADDING
 
 
 def _widths(kinds: list[str]) -> list[float]:

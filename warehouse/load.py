@@ -28,7 +28,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -164,14 +164,15 @@ class ArrowSource:
         except RuntimeError as exc:  # chdb's connection raises a RuntimeError subclass
             raise DatabaseError(f"query failed: {exc}") from exc
 
-    def command(self, sql: str) -> None:
-        """Run a statement (an INSERT … SELECT naming `self.relation`)."""
+    def command(self, sql: str) -> int | None:
+        """Run a statement (an INSERT … SELECT naming `self.relation`); the rows it wrote
+        when the engine reports them (embedded), else None."""
         if self._connection is None:
             self.client.command(sql)
-            return
+            return None
         _revisit_rows = self.table  # `Python(_revisit_rows)` is resolved by name
         try:
-            self._connection.query(sql)
+            return int(self._connection.query(sql).rows_written())
         except RuntimeError as exc:
             raise DatabaseError(f"statement failed: {exc}") from exc
 
@@ -179,15 +180,13 @@ class ArrowSource:
 @dataclass(frozen=True)
 class EngineRows:
     """Rows of a batch that the engine computes: `select` (a SELECT over `source.relation`
-    giving `columns`, bookkeeping included) yields `rows` rows. Loaded like a frame."""
+    giving `columns`, bookkeeping included) yields `rows` rows, or (None) as many as it
+    selects, counted by the insert (`OpenBatch.insert`). Loaded like a frame."""
 
     source: ArrowSource
     columns: tuple[str, ...]
     select: str
-    rows: int
-
-    def __len__(self) -> int:
-        return self.rows
+    rows: int | None = None
 
 
 def with_bookkeeping(frame: pd.DataFrame, batch_id: str, source: str) -> pd.DataFrame:
@@ -221,26 +220,28 @@ def insert_frame(
     table: str,
     frame: pd.DataFrame | EngineRows,
     settings: dict[str, Any] | None = None,
-) -> None:
+) -> int | None:
     """Insert a DataFrame, as Arrow when it converts cleanly, or rows the engine computes.
 
     Arrow is read by the engine itself, several times faster than clickhouse-connect's
     row-wise Python serialisation of `insert_df`; columns Arrow cannot type (mixed
     Python objects) fall back to `insert_df`. `EngineRows`: `INSERT … SELECT` run where
     its Arrow source is readable. `settings`: ClickHouse settings of the insert.
+    Returns the rows inserted: a frame's length; for `EngineRows` what the engine
+    reports having written (None on a server, which does not say).
     """
     if isinstance(frame, EngineRows):
         columns = ", ".join(quote_identifier(c) for c in frame.columns)
-        frame.source.command(
+        return frame.source.command(
             f"INSERT INTO {table} ({columns}) {frame.select}{_settings_clause(settings)}"
         )
-        return
     try:
         arrow = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         client.insert_df(table, frame, settings=settings)
-        return
+        return len(frame)
     insert_arrow(client, table, arrow, settings)
+    return len(frame)
 
 
 def insert_arrow(
@@ -291,6 +292,77 @@ def begin_batch(client: Client, table: str, batch_id: str, source: str) -> bool:
     return True
 
 
+class OpenBatch:
+    """A batch begun (`open_batch`) and not yet done: insert its parts, then `finish`.
+
+    For loaders that decide part of a batch after inserting another part (the engine CSV
+    path inserts the rows it accepts, then prepares the rest). Used as a context manager,
+    an exception before `finish` removes what the batch inserted (a crash leaves that to
+    the next run's `begin_batch`), so a file that fails half-way leaves no rows behind.
+    """
+
+    def __init__(
+        self, client: Client, table: str, batch_id: str, source: str, collapse_on_insert: bool
+    ) -> None:
+        self.client, self.table, self.batch_id, self.source = client, table, batch_id, source
+        self.settings = None if collapse_on_insert else {"optimize_on_insert": 0}
+        self.rows = 0  # rows inserted so far (those of EngineRows parts the engine counted)
+
+    def insert(self, part: pd.DataFrame | EngineRows) -> int | None:
+        """Insert one part (a frame gets its bookkeeping here); returns its rows, None for
+        `EngineRows` without a count whose insert the engine did not count (a server):
+        the caller then adds them to `rows` itself."""
+        if isinstance(part, pd.DataFrame):
+            if not len(part):
+                return 0
+            part = with_bookkeeping(part, self.batch_id, self.source)
+        elif part.rows == 0:
+            return 0
+        written = insert_frame(self.client, f"raw.{self.table}", part, self.settings)
+        if isinstance(part, EngineRows) and part.rows is not None:
+            written = part.rows
+        if written is not None:
+            self.rows += written
+        return written
+
+    def restart(self) -> None:
+        """Remove every row inserted so far and begin the batch again (rare: a part whose
+        insert failed part-way, then loaded another way)."""
+        begin_batch(self.client, self.table, self.batch_id, self.source)
+        self.rows = 0
+
+    def finish(self, quarantine: pd.DataFrame | None = None) -> LoadResult:
+        """Insert the rejected rows (columns of `raw.quarantine`) and mark the batch done."""
+        rejected = 0 if quarantine is None else len(quarantine)
+        if rejected:
+            q = quarantine.assign(source_table=self.table)
+            insert_frame(
+                self.client, "raw.quarantine", with_bookkeeping(q, self.batch_id, self.source)
+            )
+        _record_batch(
+            self.client, self.table, self.batch_id, self.source, "done", self.rows, rejected
+        )
+        return LoadResult(self.table, self.batch_id, self.rows, rejected, skipped=False)
+
+    def __enter__(self) -> OpenBatch:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None and issubclass(kind, Exception):
+            # The original error matters more; a failed cleanup is left to a rerun.
+            with suppress(Exception):
+                self.restart()
+
+
+def open_batch(
+    client: Client, table: str, *, batch_id: str, source: str, collapse_on_insert: bool = True
+) -> OpenBatch | None:
+    """Begin a batch of `raw.<table>` (`begin_batch`); None when it is already done."""
+    if not begin_batch(client, table, batch_id, source):
+        return None
+    return OpenBatch(client, table, batch_id, source, collapse_on_insert)
+
+
 def load_batch(
     client: Client,
     table: str,
@@ -310,23 +382,17 @@ def load_batch(
     this batch to the next merge / `FINAL` instead of collapsing them while inserting
     (see the module doc).
     """
-    if not begin_batch(client, table, batch_id, source):
+    batch = open_batch(
+        client, table, batch_id=batch_id, source=source, collapse_on_insert=collapse_on_insert
+    )
+    if batch is None:
         return LoadResult(table, batch_id, 0, 0, skipped=True)
     parts = [frame] if isinstance(frame, (pd.DataFrame, EngineRows)) else list(frame)
-    settings = None if collapse_on_insert else {"optimize_on_insert": 0}
     for part in parts:
-        if not len(part):
-            continue
-        if isinstance(part, pd.DataFrame):
-            part = with_bookkeeping(part, batch_id, source)
-        insert_frame(client, f"raw.{table}", part, settings)
-    rows = sum(len(part) for part in parts)
-    rejected = 0 if quarantine is None else len(quarantine)
-    if rejected:
-        q = quarantine.assign(source_table=table)
-        insert_frame(client, "raw.quarantine", with_bookkeeping(q, batch_id, source))
-    _record_batch(client, table, batch_id, source, "done", rows, rejected)
-    return LoadResult(table, batch_id, rows, rejected, skipped=False)
+        if isinstance(part, EngineRows) and part.rows is None:
+            raise ValueError("load_batch needs the row count of an EngineRows part")
+        batch.insert(part)
+    return batch.finish(quarantine)
 
 
 @contextmanager

@@ -174,3 +174,32 @@ def test_engine_path_through_a_server(exports: Path, reference: dict, tmp_path: 
         assert client.command(stages) == 0
     for part in reference:
         assert served[part] == reference[part], part
+
+
+def test_a_file_failing_after_its_accepted_rows_went_in_leaves_no_rows(
+    exports: Path, reference: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine inserts the rows it accepts before `prepare` sees the others: when that
+    # fails, the file's rows already in are removed, and a rerun loads it whole.
+    original = files.prepare
+
+    def failing(entity_map, frame, **kwargs):  # type: ignore[no-untyped-def]
+        if entity_map.entity == "appointments":
+            raise ValueError("prepare failed")
+        return original(entity_map, frame, **kwargs)
+
+    with warehouse.connect(f"chdb://{tmp_path / 'engine'}") as client:
+        monkeypatch.setattr(files, "prepare", failing)
+        _, errors = load_crm_exports(client, exports, id_key=DEV_ID_KEY)
+        assert sorted(Path(e.path).name for e in errors) == [
+            "appointments_text.csv",
+            "appointments_typed.csv",
+        ]
+        assert all("prepare failed" in e.error for e in errors)
+        assert client.command("SELECT count() FROM raw.crm_appointments") == 0
+        done = "SELECT count() FROM raw.load_batches WHERE target_table = 'crm_appointments' "
+        assert client.command(done + "AND status = 'done'") == 0
+        monkeypatch.setattr(files, "prepare", original)
+        _, errors = load_crm_exports(client, exports, id_key=DEV_ID_KEY)
+        assert errors == []
+        assert loaded(client) == reference

@@ -19,7 +19,9 @@ Rows travel as Arrow. On the embedded engine the insert reads the Arrow table in
 place (chDB's `Python()` table function); a server gets Arrow IPC over HTTP. A batch
 may also be rows the engine computes itself (`EngineRows`: a SELECT over an Arrow table
 held as an `ArrowSource`), so that typing and validation run in SQL; every part of a
-batch goes through `insert_frame`, the one place raw rows enter a table.
+batch goes through `insert_frame`, the one place raw rows enter a table. A loader that
+decides part of a batch after inserting another uses `open_batch` (an `OpenBatch`:
+insert parts, then `finish`), which `load_batch` is built on.
 """
 
 from __future__ import annotations

@@ -15,12 +15,15 @@ CSV typed and validated in the engine (`load_csv`, the default): the Arrow table
 reader made is handed to the engine as a relation (`warehouse.load.ArrowSource`), one
 SQL expression decides which rows it accepts — every cell as the reader typed it (or,
 for a text read, spelled in a canonical shape whose SQL typing equals `prepare`'s), and
-every expectation of the entity's suite passed — and `INSERT … SELECT` loads those. The
-other rows (bad values, unusual spellings, failed expectations) go through `prepare`,
-which therefore writes every quarantine row and reason exactly as the reference path
-(`prepare_file`, `csv_engine=False`) does. Entities the SQL cannot express (phones,
-value maps, formats, time zones) go through `prepare` whole. On a 1M-row appointments
-file this takes about 1.1 CPU-s instead of 1.55 (benchmarks/bench_file_ingestion.py).
+every expectation of the entity's suite passed — and one `INSERT … SELECT … WHERE` that
+expression loads those; only when the engine wrote fewer rows than the file has (or,
+on a server, always) a second query finds the others. They (bad values, unusual
+spellings, failed expectations) go through `prepare`, which therefore writes every
+quarantine row and reason exactly as the reference path (`prepare_file`,
+`csv_engine=False`) does. Entities the SQL cannot express (phones, value maps, formats,
+time zones) go through `prepare` whole. On a 1M-row appointments file this takes about
+1.0 CPU-s instead of 1.55 (benchmarks/bench_file_ingestion.py). Files are hashed and
+parsed through a memory map of the file (no copy into read buffers).
 
 Throughput: two files are loaded at once, each read, validated and inserted by its
 own worker thread, so one file's parsing overlaps the other's insert (the engine's

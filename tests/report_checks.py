@@ -20,7 +20,12 @@ PROBE = """JSON.stringify({
     reading: s.querySelector('p.reading').textContent.trim(),
     charts: [...s.querySelectorAll('.chart svg.marks')].map(svg => {
       const box = svg.getBoundingClientRect();
-      return box.width > 100 && box.height > 50 && svg.querySelectorAll('path').length > 3}),
+      // Drawn: a path with an outline of some size (bars, lines, symbols). Vega's own
+      // SVG also writes empty background paths (d="M0,0h0v0h0Z"), which do not count.
+      const drawn = [...svg.querySelectorAll('path')].filter(p => {
+        const b = p.getBBox();
+        return p.getAttribute('display') !== 'none' && b.width + b.height > 0});
+      return box.width > 100 && box.height > 50 && drawn.length > 0}),
     height: s.getBoundingClientRect().height})),
   overflow: document.documentElement.scrollWidth > window.innerWidth})"""
 VIEWPORTS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}

@@ -6,6 +6,7 @@ The report on real data is checked after the demo (tests/integration/test_pipeli
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,20 @@ def test_every_chart_kind_reaches_the_workbook_natively_and_the_pdf_as_vectors(
     _write(report, ReportFormat.xlsx, xlsx)
     with pytest.raises(AssertionError, match="segments: no chart"):
         check_xlsx(xlsx, charted=SECTION_IDS)
+
+
+def test_the_caller_renders_beside_the_workers_and_files_keep_their_order() -> None:
+    """`_share` runs each job once, in this process or a worker, and returns results in
+    the jobs' order whoever ran them; with jobs that wait (sleep), the worker and this
+    process share them and finish in about half the time of one."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from warehouse.report import _share
+
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        pool.submit(pow, 2, 2).result()  # the worker is up
+        assert _share(pool, pow, [(2, i) for i in range(40)]) == [2**i for i in range(40)]
+        started = time.perf_counter()
+        assert _share(pool, time.sleep, [(0.02,)] * 40) == [None] * 40
+        assert time.perf_counter() - started < 0.75 * 40 * 0.02

@@ -15,13 +15,13 @@ import datetime as dt
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
@@ -31,6 +31,7 @@ from warehouse.report.model import Report
 
 # Below this many businesses, starting worker processes costs more than it saves.
 PARALLEL_FROM = 4
+Result = TypeVar("Result")
 
 __all__ = ["ReportError", "ReportFile", "ReportFormat", "build_report", "parse_period"]
 
@@ -77,7 +78,8 @@ def build_report(
     """Render the report of one business (`business_id`) or of every business (None or
     "all") for `period` (default: the month of the latest RFM snapshot); returns the
     files written. A business or period without data gets its sections saying so.
-    Several businesses render in `workers` processes (default: one per core)."""
+    Several businesses render in `workers` processes, this one included (default: one
+    per core)."""
     known = queries.businesses(client)
     if business_id in (None, "all"):
         selected = known
@@ -90,25 +92,30 @@ def build_report(
                 f"marts.dim_businesses ({sample or 'none yet: build the marts first'})"
             )
     kinds = [ReportFormat(f) for f in formats]
-    workers = min(workers or os.cpu_count() or 1, len(selected))
-    with _pool(workers if len(selected) >= PARALLEL_FROM else 1, kinds) as pool:
+    processes = min(workers or os.cpu_count() or 1, len(selected))
+    with _pool(processes - 1 if len(selected) >= PARALLEL_FROM else 0, kinds) as pool:
         return _build(client, out_dir, selected, known, period, lang, kinds, model_metadata,
                       pool)  # fmt: skip
 
 
 @contextmanager
 def _pool(workers: int, kinds: list[ReportFormat]) -> Iterator[ProcessPoolExecutor | None]:
-    """Worker processes, started and warmed up (imports, the chart renderer) while the
-    caller queries the warehouse. Charts are CPU-bound: one process per core. Spawned,
-    not forked, so the workers inherit none of the embedded engine's threads."""
-    if workers < 2:
+    """Worker processes besides this one, started and warmed up (imports, the chart
+    renderer) while the caller queries the warehouse. Charts are CPU-bound: one process
+    per core, the caller's included. Spawned, not forked, so the workers inherit none of
+    the embedded engine's threads."""
+    if workers < 1:
         yield None
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for _ in range(workers):  # each submission while none is idle starts a process
             pool.submit(_warm_up, kinds)
-        yield pool
+        try:
+            yield pool
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # not the queued businesses, after a failure
+            raise
 
 
 def _warm_up(kinds: list[ReportFormat]) -> None:
@@ -155,7 +162,22 @@ def _build(
                      folder, kinds))  # fmt: skip
     if pool is None:
         return [f for job in jobs for f in _render(*job)]
-    return [f for files in pool.map(_render, *zip(*jobs, strict=True)) for f in files]
+    return [f for files in _share(pool, _render, jobs) for f in files]
+
+
+def _share(pool: ProcessPoolExecutor, fn: Callable[..., Result], jobs: list[tuple]) -> list[Result]:
+    """`fn(*job)` of every job, in the jobs' order, computed in the pool and in this
+    process, which would otherwise wait: the workers take jobs from the front of the
+    queue, this process from the back, as long as no worker has started the job (a
+    started job's future cannot be cancelled). A worker spends its first seconds starting
+    (imports, the chart renderer); this process has done that and renders meanwhile."""
+    futures = [pool.submit(fn, *job) for job in jobs]
+    here: dict[int, Result] = {}
+    for i in reversed(range(len(jobs))):
+        if not futures[i].cancel():
+            break  # a worker has it, and every job before it
+        here[i] = fn(*jobs[i])
+    return [here[i] if i in here else future.result() for i, future in enumerate(futures)]
 
 
 def _render(

@@ -14,6 +14,7 @@ from ingestion.crm import files, load_crm_exports
 from revisit.settings import DEV_ID_KEY
 from simulation.clickhouse_http import running
 from tests.ingestion.crm.crmdata import BUSINESSES, CUSTOMERS, SERVICES, appointment
+from warehouse import schema
 
 # Every value here converts with the reader's types: the reader's typed table.
 TYPED_ODD = {
@@ -203,3 +204,36 @@ def test_a_file_failing_after_its_accepted_rows_went_in_leaves_no_rows(
         _, errors = load_crm_exports(client, exports, id_key=DEV_ID_KEY)
         assert errors == []
         assert loaded(client) == reference
+
+
+def test_a_warehouse_created_with_string_bookkeeping_loads_the_same(
+    exports: Path, reference: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Raw tables created before `_batch_id`/`_source` became LowCardinality keep String
+    # columns (`CREATE TABLE IF NOT EXISTS`): loads, the clean-up of a failed batch
+    # (DELETE by `_batch_id`) and reloads work on them as on new tables.
+    old = schema.BOOKKEEPING.replace("LowCardinality(String)", "String")
+    assert old != schema.BOOKKEEPING
+    with warehouse.connect(f"chdb://{tmp_path / 'old'}") as client:
+        schema.ensure_databases(client)
+        for name in schema.RAW_TABLES:
+            client.command(schema.raw_table_ddl(name).replace(schema.BOOKKEEPING, old))
+        original = files.prepare
+
+        def failing(entity_map, frame, **kwargs):  # type: ignore[no-untyped-def]
+            if entity_map.entity == "appointments":
+                raise ValueError("prepare failed")
+            return original(entity_map, frame, **kwargs)
+
+        monkeypatch.setattr(files, "prepare", failing)
+        _, errors = load_crm_exports(client, exports, id_key=DEV_ID_KEY)
+        assert len(errors) == 2
+        monkeypatch.setattr(files, "prepare", original)
+        _, errors = load_crm_exports(client, exports, id_key=DEV_ID_KEY)
+        assert errors == []
+        assert loaded(client) == reference
+        types = client.query(
+            "SELECT DISTINCT type FROM system.columns WHERE database = 'raw' "
+            "AND name IN ('_batch_id', '_source')"
+        ).result_rows
+        assert types == [("String",)]

@@ -195,7 +195,8 @@ def with_bookkeeping(frame: pd.DataFrame, batch_id: str, source: str) -> pd.Data
     """The frame plus `_batch_id`, `_source`, `_row` and (unless given) `_version`."""
     out = frame.copy(deep=False)
     # One-category columns: Arrow sends them as a dictionary (one string, not a copy per
-    # row), which the engine expands; a 1M-row insert moves ~70 MB less.
+    # row), which the engine keeps as LowCardinality (or expands, into the String columns
+    # of tables created before); a 1M-row insert moves ~70 MB less.
     codes = np.zeros(len(out), dtype=np.int8)
     out["_batch_id"] = pd.Categorical.from_codes(codes, categories=[batch_id])
     out["_source"] = pd.Categorical.from_codes(codes, categories=[source])

@@ -1,4 +1,11 @@
-{{ config(materialized="table", engine="MergeTree", order_by="message_id") }}
+{{
+    config(
+        materialized="table",
+        engine="MergeTree",
+        order_by="message_id",
+        query_settings=bulk_insert_settings(),
+    )
+}}
 
 -- One row per trigger message, with the time it reached each funnel stage.
 -- Status events find their message by our message id (WhatsApp biz_opaque_callback_data,

@@ -4,6 +4,7 @@
 -- with the holdout: revisit rates, their difference (the lift) with its 95% Newcombe
 -- interval (pooled counts, not an average of daily intervals), the revisits and the
 -- revisit revenue the messages added, and a one-word verdict.
+{{ config(query_settings=bulk_insert_settings()) }}
 {% set windows = [7, 30] %}
 {% set counts = [
     'recipients', 'sent', 'delivered', 'read', 'replied', 'failed', 'opted_out',

@@ -5,7 +5,7 @@
         order_by='(business_id, customer_id, appointment_key)',
         incremental_strategy='append',
         pre_hook="{{ delete_changed_keys('appointment_key', fct_visits_changed_keys(incremental_since())) }}",
-        query_settings={'optimize_on_insert': 0},
+        query_settings=bulk_insert_settings({'optimize_on_insert': 0}),
     )
 }}
 {#- Incremental on load time (see macros/incremental_changes.sql): each run deletes the

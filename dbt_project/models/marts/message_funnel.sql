@@ -3,6 +3,7 @@
 -- group (chosen at random, never contacted). Their difference is the message's effect:
 -- the incremental revisit rate, with its 95% Newcombe hybrid-score interval (see the
 -- newcombe macros; campaign_results pools these rows per campaign and month).
+{{ config(query_settings=bulk_insert_settings()) }}
 {% set windows = [7, 30] %}
 
 with sends as (

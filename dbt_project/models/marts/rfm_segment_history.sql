@@ -7,11 +7,15 @@
 -- runs: the first build already has a year of history (so rfm_segment_migration is not
 -- empty after one run), late or corrected visits rewrite the months they belong to, and
 -- an incremental build can never disagree with a full refresh.
+--
+-- optimize_aggregation_in_order: as in customer_rfm, the per-customer aggregation of
+-- rfm_scores streams in fct_visits' (business_id, customer_id) order.
 {{
     config(
         materialized='table',
         engine='MergeTree',
         order_by='(business_id, snapshot_date, customer_id)',
+        query_settings=bulk_insert_settings({'optimize_aggregation_in_order': 1}),
     )
 }}
 {% set months = var('rfm_history_months', 12) %}

@@ -1,10 +1,10 @@
 -- Customers moving between segments from one snapshot date to the next, per business.
 -- `from_segment` is 'none' for customers who were not in the previous snapshot.
 --
--- Each customer's snapshots are gathered into arrays (a few hundred customers per
--- business, so the group-by's hash table stays small) and paired with their business's
--- consecutive snapshot dates there, rather than joining the history to itself on
--- (business, date, customer): that join hashed every one of its rows (about 3x the CPU).
+-- Each customer's snapshots are gathered into arrays (one row per customer) and paired
+-- with their business's consecutive snapshot dates there, rather than joining the
+-- history to itself on (business, date, customer): that join hashed every one of its
+-- rows, twelve per customer (about 3x the CPU).
 with business_snapshots as (
     select business_id, arraySort(groupUniqArray(snapshot_date)) as snapshot_dates
     from {{ ref('rfm_segment_history') }}

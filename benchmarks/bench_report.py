@@ -88,8 +88,9 @@ def main() -> None:
         "largest_business_all_formats_s": round(statistics.median(one), 2),
         "runs": args.runs,
         "target_s": 10,
-        # The CLI renders one format per --format; the target is per format.
-        "meets_target": all(medians[f[0]] <= 10 for f in FORMATS[:3]),
+        # `revisit report` renders all three formats unless --format narrows it: the
+        # target holds for each format alone and for the three together.
+        "meets_target": all(median <= 10 for median in medians.values()),
     }))  # fmt: skip
 
 

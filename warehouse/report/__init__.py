@@ -211,7 +211,7 @@ def _write(report: Report, kind: ReportFormat, path: Path) -> None:
         if kind is ReportFormat.html:
             partial.write_text(html.render(report), encoding="utf-8")
         elif kind is ReportFormat.xlsx:
-            from warehouse.report import xlsx  # openpyxl only when a workbook is asked for
+            from warehouse.report import xlsx  # xlsxwriter only when a workbook is asked for
 
             xlsx.write(report, partial)
         else:

@@ -96,6 +96,9 @@ def test_chart_text_is_escaped_and_follows_the_locale() -> None:
         assert chart.plots[0].highlight == (names[0],)
 
 
+SERIES = ["Чемпионы", "Под угрозой ухода", "<b>Спящие</b>", "=cmd|' /C calc'!A0"]
+
+
 def _every_chart(lang: str) -> dict[str, object]:
     """One chart of each kind, on small made-up data, keyed by the section that shows it."""
     import numpy as np
@@ -109,7 +112,7 @@ def _every_chart(lang: str) -> dict[str, object]:
                            "revenue_share": rng.random() / 27}
                           for r in (1, 2, 3) for f in (1, 2, 3) for m in (1, 2, 3)])  # fmt: skip
     cells["customer_share"] = cells.customers / cells.customers.sum()
-    names = ["Чемпионы", "Под угрозой ухода", "<b>Спящие</b>", "=cmd|' /C calc'!A0"]
+    names = SERIES
     pivot = pd.DataFrame({n: rng.integers(10, 500, 12) for n in names},
                          index=pd.date_range("2025-12-31", periods=12, freq="ME"))  # fmt: skip
     moves = pd.DataFrame(rng.integers(0, 300, (4, 4)), index=names, columns=names)
@@ -131,6 +134,34 @@ def _every_chart(lang: str) -> dict[str, object]:
         "flows": charts.bars(names[:2], [7.0, 2.0], t["customers"], lang),
         "score": charts.score(p, outcomes, t, lang),
     }
+
+
+def test_series_legends_are_listed_by_the_report_not_drawn_by_vega(tmp_path: Path) -> None:
+    """A chart of several series has its legend (a colour per series, the highlighted ones
+    bold) as data the HTML lists above the chart and the PDF writes under it, escaped;
+    Vega draws no legend (measuring its labels was a third of a line chart's layout), and
+    the chart's lines use the legend's colours."""
+    from warehouse.report import ReportFormat, _write, html
+    from warehouse.report.model import Report, Section
+
+    drawn = _every_chart("ru")
+    trend, funnel = drawn["trend"], drawn["campaigns"]
+    assert [(k.label, k.bold) for k in trend.legend] == [(n, n == SERIES[1]) for n in SERIES]
+    assert len({k.colour for k in trend.legend}) == len(SERIES)
+    assert [k.label for k in funnel.legend] == ["birthday", "winback"]
+    for chart in (trend, funnel):
+        assert not chart.vega.get("legends"), "Vega still lays out a legend"
+        assert all(k.colour in chart.svg for k in chart.legend), "the chart's colours differ"
+    assert drawn["grid"].legend == [] and drawn["segments"].legend == []
+
+    shown = [Section(s, s, f"reading {s}", chart=drawn[s]) for s in SECTION_IDS]
+    report = Report("B-1", "Салон", "ru", "2026-10", "RUB", "Отчёт", "2026-10", shown)
+    page = html.render(report)
+    assert page.count('<ul class="legend">') == 3  # trend, campaigns, partners
+    assert "&lt;b&gt;Спящие&lt;/b&gt;" in page and "<b>Спящие" not in page
+    assert f'<li style="font-weight:600"><i style="background:{trend.legend[1].colour}">' in page
+    _write(report, ReportFormat.pdf, tmp_path / "r.pdf")  # markup in a label stays text
+    assert pdf_pages(tmp_path / "r.pdf") == 1 + len(SECTION_IDS)
 
 
 def _inline(node: object, datasets: dict[str, list]) -> object:

@@ -38,6 +38,11 @@ from warehouse.report import svg
 
 HIGHLIGHT = "#c0392b"
 BLUE = "#2c7fb8"
+ORANGE = "#f58518"
+# Series colours: Vega's "tableau10", then two more so that the eleven RFM segments of a
+# trend get eleven colours.
+PALETTE = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2",
+           "#ff9da6", "#9d755d", "#bab0ac", "#1b4f72", "#7d6608")  # fmt: skip
 FONT = "Liberation Sans, Arial, Helvetica, sans-serif"
 FORMAT_LOCALES = {"ru": "ru-RU", "en": "en-US"}
 CONFIG = {
@@ -48,7 +53,6 @@ CONFIG = {
     "font": FONT,
     "view": {"stroke": None},
     "axis": {"labelFontSize": 10, "titleFontSize": 11, "grid": False},
-    "legend": {"labelFontSize": 10, "titleFontSize": 10, "labelLimit": 260},
     "title": {"fontSize": 12},
 }
 # Units of the RFM grid per monetary panel: 3 cells and a gap.
@@ -77,6 +81,18 @@ class Plot:
     number_format: str = "#,##0"
 
 
+@dataclass(frozen=True)
+class Key:
+    """A legend entry. The HTML (a wrapping list above the chart) and the PDF (a line
+    under it) draw a chart's legend, not Vega: Vega measures every legend label through
+    its text-shaping call, which made a legend about a third of a line chart's layout
+    time; `bold` marks the highlighted series."""
+
+    label: str
+    colour: str
+    bold: bool = False
+
+
 @dataclass(eq=False)
 class Chart:
     """One chart: a Vega-Lite `spec` whose inline datasets are named (`values_0`, …) and
@@ -89,6 +105,7 @@ class Chart:
     lang: str
     plots: list[Plot] = field(default_factory=list)
     datasets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    legend: list[Key] = field(default_factory=list)
 
     @cached_property
     def vega(self) -> dict[str, Any]:
@@ -161,14 +178,24 @@ def warm_up() -> None:
         raise RuntimeError("vl-convert rendered no SVG")
 
 
-def render(spec: dict[str, Any], lang: str, plots: Sequence[Plot] = ()) -> Chart:
+def render(spec: dict[str, Any], lang: str, plots: Sequence[Plot] = (),
+           legend: Sequence[Key] = ()) -> Chart:  # fmt: skip
     """A chart of a Vega-Lite spec (inline data only: no URL may be fetched), rendered
     when first shown. Each inline `{"values": [...]}` becomes a named dataset, so charts
     that differ only in their data share one compiled Vega spec."""
     datasets: dict[str, list[dict[str, Any]]] = {}
     spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json",
             **_name_datasets(spec, datasets)}  # fmt: skip
-    return Chart(spec=spec, lang=lang, plots=list(plots), datasets=datasets)
+    return Chart(spec=spec, lang=lang, plots=list(plots), datasets=datasets,
+                 legend=list(legend))  # fmt: skip
+
+
+def _series_colours(names: Sequence[str], bold: Sequence[str] = ()) -> tuple[dict, list[Key]]:
+    """A colour per series name, in order (cycling the palette): the Vega-Lite colour
+    scale, without Vega's legend, and the legend the report draws itself."""
+    colours = [PALETTE[i % len(PALETTE)] for i in range(len(names))]
+    scale = {"domain": list(names), "range": colours}
+    return scale, [Key(str(n), c, n in bold) for n, c in zip(names, colours, strict=True)]
 
 
 def _name_datasets(node: Any, datasets: dict[str, list[dict[str, Any]]]) -> Any:
@@ -268,10 +295,13 @@ def _grid_plots(cells: pd.DataFrame, labels: dict[str, str]) -> list[Plot]:
 
 
 def bars(names: Sequence[str], values: Sequence[float], xlabel: str, lang: str,
-         highlight: Sequence[bool] | None = None) -> Chart:  # fmt: skip
-    """Horizontal bars in the given order; highlighted ones in red."""
-    data = pd.DataFrame({"name": list(names), "value": list(values),
-                         "hot": list(highlight or [False] * len(names))})  # fmt: skip
+         highlight: Sequence[bool] | None = None, colours: Sequence[str] | None = None,
+         legend: Sequence[Key] = ()) -> Chart:  # fmt: skip
+    """Horizontal bars in the given order, blue or in `colours`; highlighted ones in red."""
+    hot = list(highlight or [False] * len(names))
+    fill = [HIGHLIGHT if h else c for h, c in zip(hot, colours or [BLUE] * len(names),
+                                                  strict=True)]  # fmt: skip
+    data = pd.DataFrame({"name": list(names), "value": list(values), "hot": hot, "fill": fill})
     return render({
         "data": {"values": _values(data)}, "width": 560, "height": {"step": 22},
         "mark": "bar",
@@ -279,10 +309,10 @@ def bars(names: Sequence[str], values: Sequence[float], xlabel: str, lang: str,
             "y": {"field": "name", "type": "nominal", "sort": None, "title": None,
                   "axis": {"labelLimit": 320}},
             "x": {"field": "value", "type": "quantitative", "title": xlabel},
-            "color": {"condition": {"test": "datum.hot", "value": HIGHLIGHT}, "value": BLUE},
+            "color": {"field": "fill", "type": "nominal", "scale": None},
         },
     }, lang, [Plot("bar", "", list(data.name), {xlabel: data.value.astype(float).tolist()},
-                   x_title=xlabel, highlight=tuple(data.name[data.hot]))])  # fmt: skip
+                   x_title=xlabel, highlight=tuple(data.name[data.hot]))], legend)  # fmt: skip
 
 
 def trend(pivot: pd.DataFrame, ylabel: str, highlight: Sequence[str], lang: str) -> Chart:
@@ -292,6 +322,7 @@ def trend(pivot: pd.DataFrame, ylabel: str, highlight: Sequence[str], lang: str)
     data = long.reset_index()
     data["date"] = pd.to_datetime(data.date).dt.strftime("%Y-%m-%d")
     data["hot"] = data.segment.isin(list(highlight))
+    scale, legend = _series_colours([str(c) for c in pivot.columns], highlight)
     return render({
         "data": {"values": _values(data)}, "width": 620, "height": 260,
         "mark": {"type": "line", "point": {"size": 18}},
@@ -299,13 +330,12 @@ def trend(pivot: pd.DataFrame, ylabel: str, highlight: Sequence[str], lang: str)
             "x": {"field": "date", "type": "temporal", "title": None,
                   "axis": {"format": "%Y-%m", "labelAngle": -40}},
             "y": {"field": "customers", "type": "quantitative", "title": ylabel},
-            "color": {"field": "segment", "type": "nominal", "sort": list(pivot.columns),
-                      "title": None},
+            "color": {"field": "segment", "type": "nominal", "scale": scale, "legend": None},
             "strokeWidth": {"condition": {"test": "datum.hot", "value": 3.2}, "value": 1.4},
         },
     }, lang, [Plot("line", ylabel, [f"{d:%Y-%m}" for d in pd.to_datetime(pivot.index)],
                    {str(c): pivot[c].astype(float).tolist() for c in pivot.columns},
-                   y_title=ylabel, highlight=tuple(highlight))])  # fmt: skip
+                   y_title=ylabel, highlight=tuple(highlight))], legend)  # fmt: skip
 
 
 def matrix(pivot: pd.DataFrame, xlabel: str, ylabel: str, highlight: Sequence[str],
@@ -362,6 +392,7 @@ def _grouped(frame: pd.DataFrame, group: str, series: str, value: str, groups: l
     for g, name, v in zip(frame[group], frame[series], frame[value], strict=True):
         per_group = totals.setdefault(str(name), {})
         per_group[g] = per_group.get(g, 0.0) + float(v)
+    scale, legend = _series_colours(sorted(totals))
     return render({
         "data": {"values": _values(frame)}, "width": 640, "height": 240, "mark": "bar",
         "encoding": {
@@ -369,12 +400,11 @@ def _grouped(frame: pd.DataFrame, group: str, series: str, value: str, groups: l
                   "axis": {"labelAngle": angle, "labelLimit": 120}},
             "xOffset": {"field": series, "type": "nominal"},
             "y": {"field": value, "type": "quantitative", "title": None},
-            "color": {"field": series, "type": "nominal", "title": None,
-                      "legend": {"orient": "top"}},
+            "color": {"field": series, "type": "nominal", "scale": scale, "legend": None},
         },
     }, lang, [Plot("column", "", groups,
                    {name: [per_group.get(g, 0.0) for g in groups]
-                    for name, per_group in sorted(totals.items())})])  # fmt: skip
+                    for name, per_group in sorted(totals.items())})], legend)  # fmt: skip
 
 
 def funnel(stages: Sequence[str], per_trigger: pd.DataFrame, lang: str) -> Chart:

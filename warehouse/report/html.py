@@ -26,6 +26,9 @@ p.reading{margin:0 0 .6em;color:#33414e}
 section.empty p.reading{color:#8a96a3;font-style:italic}
 .chart{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.4em 0}
 .chart svg{display:block;width:100%;height:auto}
+ul.legend{display:flex;flex-wrap:wrap;gap:2px 14px;list-style:none;margin:.4em 0 0;padding:0;
+ font-size:.8em;color:#33414e}
+ul.legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;font-size:.82em;margin:.4em 0;min-width:60%}
 caption{text-align:left;font-weight:600;padding:4px 0}
@@ -39,6 +42,9 @@ td.text{white-space:normal;min-width:16em}
 {% for s in r.sections %}
 <section id="{{ s.id }}" class="{{ 'empty' if s.empty else 'filled' }}">
 <h2>{{ s.title }}</h2><p class="reading">{{ s.reading }}</p>
+{% if s.chart and s.chart.legend %}<ul class="legend">{% for k in s.chart.legend %}
+<li{{ ' style="font-weight:600"' | safe if k.bold }}><i style="background:{{ k.colour }}"></i>
+{{- k.label }}</li>{% endfor %}</ul>{% endif %}
 {% if s.chart %}<div class="chart" role="img" aria-label="{{ s.chart_alt }}"
  style="max-width:{{ s.chart.width }}px"><div style="min-width:{{ [s.chart.width, 540] | min }}px">
 {{- s.chart.svg | safe }}</div></div>{% endif %}

@@ -29,7 +29,7 @@ from reportlab.platypus import (
 )
 from reportlab.platypus import Table as PdfTable
 
-from warehouse.report.charts import FONT_DIR
+from warehouse.report.charts import FONT_DIR, Key
 from warehouse.report.model import Report, Table, fmt
 from warehouse.report.vector import VectorChart
 
@@ -45,6 +45,9 @@ def _fonts() -> tuple[str, str]:
     folder = FONT_DIR
     pdfmetrics.registerFont(TTFont("DejaVuSans", str(folder / "DejaVuSans.ttf")))
     pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", str(folder / "DejaVuSans-Bold.ttf")))
+    # So that <b> in a Paragraph sets the bold face (without the family it stayed regular).
+    pdfmetrics.registerFontFamily("DejaVuSans", normal="DejaVuSans", bold="DejaVuSans-Bold",
+                                  italic="DejaVuSans", boldItalic="DejaVuSans-Bold")  # fmt: skip
     return "DejaVuSans", "DejaVuSans-Bold"
 
 
@@ -60,6 +63,8 @@ def _styles() -> dict[str, ParagraphStyle]:
                                spaceAfter=4),
         "cell": ParagraphStyle("cell", fontName=regular, fontSize=7, leading=CELL_LEADING),
         "head": ParagraphStyle("head", fontName=bold, fontSize=7, leading=8.5),
+        "legend": ParagraphStyle("legend", fontName=regular, fontSize=8, leading=11,
+                                 spaceBefore=2, spaceAfter=4),
     }  # fmt: skip
 
 
@@ -82,6 +87,8 @@ def write(report: Report, path: Path) -> None:
             width, height = scenegraph["width"], scenegraph["height"]
             scale = min(WIDTH / width, 110 * mm / height)
             head.append(VectorChart(scenegraph, width * scale, _fonts()))
+            if section.chart.legend:
+                head.append(Paragraph(_legend(section.chart.legend), styles["legend"]))
         story.append(KeepTogether(head))
         for table in section.tables:
             story.append(Spacer(1, 4))
@@ -91,6 +98,17 @@ def write(report: Report, path: Path) -> None:
         bottomMargin=14 * mm, title=report.title, lang=report.lang,
     )  # fmt: skip
     document.build(story)
+
+
+def _legend(keys: list[Key]) -> str:
+    """The chart's legend as one wrapping line: a coloured square and the label per key,
+    each entry kept on one line (no-break spaces)."""
+    entries = []
+    for key in keys:
+        label = escape(key.label).replace(" ", "\u00a0")
+        entries.append(f'<font color="{key.colour}">\u25a0</font>\u00a0'
+                       + (f"<b>{label}</b>" if key.bold else label))  # fmt: skip
+    return "\u2003 ".join(entries)
 
 
 def _table(table: Table, report: Report, styles: dict[str, ParagraphStyle]) -> PdfTable:

@@ -358,6 +358,10 @@ def _partners(t, lang: str, dashboard, offers, month, f) -> Section:
     return section
 
 
+FLOW_ARROWS = {"in": "←", "out": "→"}
+FLOW_COLOURS = {"in": charts.BLUE, "out": charts.ORANGE}
+
+
 def _flows(t, lang: str, flows, names, f) -> Section:
     section = Section("flows", t["flows"], "")
     if flows.empty:
@@ -370,9 +374,13 @@ def _flows(t, lang: str, flows, names, f) -> Section:
         top=by_partner.index[0],
     )
     shown = flows.sort_values("customers", ascending=False).head(15)
+    # An arrow and a colour for the direction, spelled out once in the legend: shorter
+    # labels than "came from …" on every bar (the chart's layout measures each letter).
     section.chart = charts.bars(
-        [f"{t[d]} {p}" for d, p in zip(shown.direction, shown.partner, strict=True)],
+        [f"{FLOW_ARROWS[d]} {p}" for d, p in zip(shown.direction, shown.partner, strict=True)],
         shown.customers.astype(float).tolist(), t["customers"], lang,
+        colours=[FLOW_COLOURS[d] for d in shown.direction],
+        legend=[charts.Key(f"{FLOW_ARROWS[d]} {t[d]}", FLOW_COLOURS[d]) for d in ("in", "out")],
     )  # fmt: skip
     section.chart_alt = section.reading
     section.tables.append(Table(

@@ -41,7 +41,7 @@ def _demo(data_dir: Path, customers: int) -> None:
 
 
 def _model(data_dir: Path) -> dict | None:
-    from ml.registry import load_metadata, promoted_version
+    from ml.promoted import load_metadata, promoted_version
 
     version = promoted_version(data_dir / "models")
     return load_metadata(data_dir / "models", version) if version else None

@@ -35,17 +35,9 @@ import pandas as pd
 from ml.baselines import BaselineModel
 from ml.features import LABEL
 from ml.metrics import score_metrics
+from ml.promoted import MODEL_NAME, RegistryError, load_metadata, promoted_version
+from ml.promoted import model_root as _root
 from ml.train import RevisitModel, TrainingRun
-
-MODEL_NAME = "revisit"
-
-
-class RegistryError(RuntimeError):
-    """No promoted model, or a version that does not exist."""
-
-
-def _root(models_dir: Path) -> Path:
-    return Path(models_dir) / MODEL_NAME
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -85,21 +77,6 @@ def list_versions(models_dir: Path) -> list[str]:
     if not root.exists():
         return []
     return sorted(p.name for p in root.iterdir() if (p / "metadata.json").exists())
-
-
-def promoted_version(models_dir: Path) -> str | None:
-    """The promoted version, or None before the first promotion."""
-    pointer = _root(models_dir) / "promoted.json"
-    if not pointer.exists():
-        return None
-    return json.loads(pointer.read_text())["version"]
-
-
-def load_metadata(models_dir: Path, version: str) -> dict[str, Any]:
-    path = _root(models_dir) / version / "metadata.json"
-    if not path.exists():
-        raise RegistryError(f"Model version {version!r} not found under {_root(models_dir)}.")
-    return json.loads(path.read_text())
 
 
 def load_model(

@@ -21,7 +21,7 @@ err_console = Console(stderr=True)
 
 def promoted_metadata(settings: Settings) -> dict[str, Any] | None:
     """The promoted model's registry metadata; None before the first training."""
-    from ml.registry import load_metadata, promoted_version
+    from ml.promoted import load_metadata, promoted_version
 
     version = promoted_version(settings.models_dir)
     return load_metadata(settings.models_dir, version) if version else None

@@ -35,6 +35,8 @@ import pandas as pd
 import phonenumbers
 from clickhouse_connect.driver.client import Client
 
+from warehouse.spreadsheet import neutralise
+
 
 class ExportFormat(StrEnum):
     csv = "csv"
@@ -205,17 +207,6 @@ def folder_names(businesses: Iterable[tuple[str, str]]) -> dict[str, str]:
             folder = safe_name(f"{folder[: MAX_NAME - len(bid) - 3]} ({bid})")
         names[bid] = folder
     return names
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value: object) -> object:
-    """A text cell a spreadsheet would evaluate ("=…", "+…", "-…", "@…", tab, CR) gets a
-    leading apostrophe; anything else is returned as is."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def display_phone(e164: str) -> str:

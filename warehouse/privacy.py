@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from warehouse.config import redact_dsn
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["mask_frame", "mask_name", "mask_phone", "mask_text", "redact_dsn"]
 
@@ -80,6 +82,10 @@ def mask_text(text: str | None, names: Iterable[str | None] = ()) -> str:
 
 def mask_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of `frame` fit to show: phone, name and free-text columns masked."""
+    # Imported here: the CLI imports this module at start (its activation commands mask
+    # previews), and pandas would add a second to every command and report worker.
+    import pandas as pd
+
     out = frame.copy()
     for column in out.columns:
         name = str(column)

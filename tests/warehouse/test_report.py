@@ -164,6 +164,43 @@ def test_series_legends_are_listed_by_the_report_not_drawn_by_vega(tmp_path: Pat
     assert pdf_pages(tmp_path / "r.pdf") == 1 + len(SECTION_IDS)
 
 
+def test_a_writer_process_writes_every_format_without_pandas(tmp_path: Path) -> None:
+    """Worker processes write the files from reports this process built: in a fresh
+    interpreter, unpickling a report and writing all three formats imports neither pandas
+    nor the sections and exports (about half of a worker's start)."""
+    import pickle
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from warehouse.report.model import Report, Section, Table
+
+    drawn = _every_chart("en")
+    shown = [Section(s, s, f"reading {s}", chart=drawn[s]) for s in SECTION_IDS]
+    shown[0].tables.append(Table("cells", ["cell", "share"], ["text", "pct"],
+                                 [["R3F3M3", np.float64(0.25)]]))  # fmt: skip
+    report = Report("B-1", "Salon", "en", "2026-10", "USD", "Report", "2026-10", shown)
+    (tmp_path / "report.pickle").write_bytes(pickle.dumps(report))
+    script = f"""
+import pickle, sys
+from pathlib import Path
+from warehouse.report import ReportFormat, _warm_up, _write_files
+folder = Path({str(tmp_path)!r})
+_warm_up(list(ReportFormat))
+report = pickle.loads((folder / "report.pickle").read_bytes())
+files = _write_files(report, folder / "out", list(ReportFormat))
+assert [f.path.suffix for f in files] == [".html", ".xlsx", ".pdf"], files
+assert all(f.path.stat().st_size > 1000 for f in files)
+print(sorted(m for m in ("pandas", "warehouse.report.sections", "warehouse.exports")
+             if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=PROJECT_ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 def _inline(node: object, datasets: dict[str, list]) -> object:
     """A chart's spec with its named datasets put back inline, as Vega-Lite had it."""
     if isinstance(node, list):
@@ -181,20 +218,20 @@ def test_a_compiled_spec_is_shared_and_draws_each_charts_own_data() -> None:
     and a second chart of a kind reuses the compilation with its own values."""
     import vl_convert
 
-    from warehouse.report import charts
+    from warehouse.report import charts, vega
 
     for kind, chart in _every_chart("ru").items():
         inline = vl_convert.vegalite_to_svg(
-            _inline(chart.spec, chart.datasets), config=charts.CONFIG,
+            _inline(chart.spec, chart.datasets), config=vega.CONFIG,
             format_locale="ru-RU", allowed_base_urls=[],
         )  # fmt: skip
         assert chart.vega_svg == inline, f"{kind}: compiled once, drawn differently"
-    before = charts._compile.cache_info()
+    before = vega._compile.cache_info()
     first = charts.bars(["Альфа", "Бета"], [10.0, 20.0], "Клиентов", "en")
     second = charts.bars(['Гамма "1"', "Дельта"], [5.0, 1.0], "Клиентов", "en")
     assert ">Альфа<" in first.svg and '>Гамма "1"<' in second.svg
     assert "Альфа" not in second.svg and "Гамма" not in first.svg
-    after = charts._compile.cache_info()
+    after = vega._compile.cache_info()
     assert after.misses - before.misses <= 1 and after.hits - before.hits >= 1
 
 

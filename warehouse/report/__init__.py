@@ -7,6 +7,11 @@ registry metadata, so this library needs no ML import. Files go to
 `<out>/<business folder>/report-<YYYY-MM>.<ext>`, the folder named as the segment
 exports name theirs (`warehouse.exports.folder_names`); labels follow the business's
 country unless a language is given (`warehouse.exports.default_lang`).
+
+This process queries the marts and builds every business's sections (pandas); the
+files are written here and in worker processes, which receive the built `Report`s and so
+never import pandas, the warehouse client's queries or the sections (about half of a
+worker's start). Hence the imports inside `build_report`.
 """
 
 from __future__ import annotations
@@ -15,19 +20,21 @@ import datetime as dt
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from clickhouse_connect.driver.client import Client
-
-from warehouse.exports import Lang, default_lang, folder_names, safe_name
-from warehouse.report import charts, html, queries, sections
+from warehouse.report import html, vega
 from warehouse.report.model import Report
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+    from warehouse.exports import Lang
 
 # Below this many businesses, starting worker processes costs more than it saves.
 PARALLEL_FROM = 4
@@ -80,6 +87,8 @@ def build_report(
     files written. A business or period without data gets its sections saying so.
     Several businesses render in `workers` processes, this one included (default: one
     per core)."""
+    from warehouse.report import queries
+
     known = queries.businesses(client)
     if business_id in (None, "all"):
         selected = known
@@ -126,7 +135,7 @@ def _warm_up(kinds: list[ReportFormat]) -> None:
     if ReportFormat.pdf in kinds:
         from warehouse.report import pdf  # noqa: F401
     if ReportFormat.html in kinds or ReportFormat.pdf in kinds:
-        charts.warm_up()
+        vega.warm_up()
 
 
 def _build(
@@ -140,6 +149,9 @@ def _build(
     model_metadata: dict[str, Any] | None,
     pool: ProcessPoolExecutor | None,
 ) -> list[ReportFile]:
+    from warehouse.exports import Lang, default_lang, folder_names, safe_name
+    from warehouse.report import queries, sections
+
     month = (period or queries.latest_period(client)).replace(day=1)
     ids = [str(b) for b in selected.business_id]
     data = queries.load(client, ids, month) if ids else {}
@@ -147,57 +159,57 @@ def _build(
     names = dict(zip(known.business_id, known.name, strict=True))
     folders = folder_names(names.items())
     root = out_dir.resolve()
-    jobs = []
-    for row in selected.itertuples(index=False):
-        bid = str(row.business_id)
-        language = Lang(lang) if lang else default_lang(row.country)
-        business = {"business_id": bid, "name": row.name or bid, "currency": row.currency,
-                    "names": names}  # fmt: skip
-        frames = {key: per_business[bid] for key, per_business in data.items()
-                  if bid in per_business}  # fmt: skip
-        folder = (root / folders.get(bid, safe_name(bid))).resolve()
-        if folder.parent != root:  # safe_name makes this impossible; refuse rather than trust
-            raise ReportError(f"refusing to write outside {root}: {folder}")
-        jobs.append((business, frames, segment_table, language.value, month, model_metadata,
-                     folder, kinds))  # fmt: skip
+
+    def reports() -> Iterator[tuple[Report, Path, list[ReportFormat]]]:
+        for row in selected.itertuples(index=False):
+            bid = str(row.business_id)
+            language = Lang(lang) if lang else default_lang(row.country)
+            business = {"business_id": bid, "name": row.name or bid, "currency": row.currency,
+                        "names": names}  # fmt: skip
+            frames = {key: per_business[bid] for key, per_business in data.items()
+                      if bid in per_business}  # fmt: skip
+            folder = (root / folders.get(bid, safe_name(bid))).resolve()
+            if folder.parent != root:  # safe_name makes this impossible; refuse, not trust
+                raise ReportError(f"refusing to write outside {root}: {folder}")
+            report = sections.build(business, frames, segment_table, language.value, month,
+                                    model_metadata)  # fmt: skip
+            yield report, folder, kinds
+
     if pool is None:
-        return [f for job in jobs for f in _render(*job)]
-    return [f for files in _share(pool, _render, jobs) for f in files]
+        return [f for job in reports() for f in _write_files(*job)]
+    return [f for files in _share(pool, _write_files, reports()) for f in files]
 
 
-def _share(pool: ProcessPoolExecutor, fn: Callable[..., Result], jobs: list[tuple]) -> list[Result]:
+def _share(
+    pool: ProcessPoolExecutor, fn: Callable[..., Result], jobs: Iterable[tuple]
+) -> list[Result]:
     """`fn(*job)` of every job, in the jobs' order, computed in the pool and in this
-    process, which would otherwise wait: the workers take jobs from the front of the
-    queue, this process from the back, as long as no worker has started the job (a
-    started job's future cannot be cancelled). A worker spends its first seconds starting
-    (imports, the chart renderer); this process has done that and renders meanwhile."""
-    futures = [pool.submit(fn, *job) for job in jobs]
+    process, which would otherwise wait: each job is queued as soon as `jobs` yields it
+    (the workers start on the first ones while this process makes the rest), then the
+    workers take jobs from the front of the queue, this process from the back, as long as
+    no worker has started the job (a started job's future cannot be cancelled)."""
+    made: list[tuple] = []
+    futures = []
+    for job in jobs:
+        made.append(job)
+        futures.append(pool.submit(fn, *job))
     here: dict[int, Result] = {}
-    for i in reversed(range(len(jobs))):
+    for i in reversed(range(len(made))):
         if not futures[i].cancel():
             break  # a worker has it, and every job before it
-        here[i] = fn(*jobs[i])
+        here[i] = fn(*made[i])
     return [here[i] if i in here else future.result() for i, future in enumerate(futures)]
 
 
-def _render(
-    business: dict[str, Any],
-    frames: dict[str, Any],
-    segment_table: Any,
-    lang: str,
-    month: dt.date,
-    model_metadata: dict[str, Any] | None,
-    folder: Path,
-    kinds: list[ReportFormat],
-) -> list[ReportFile]:
-    report = sections.build(business, frames, segment_table, lang, month, model_metadata)
+def _write_files(report: Report, folder: Path, kinds: list[ReportFormat]) -> list[ReportFile]:
+    """The report's files in `folder`, one per format (in a worker or in this process)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for kind in kinds:
-        path = folder / f"report-{month:%Y-%m}.{kind.value}"
+        path = folder / f"report-{report.period}.{kind.value}"
         _write(report, kind, path)
         written.append(ReportFile(
-            business["business_id"], report.business_name, lang, report.period, path,
+            report.business_id, report.business_name, report.lang, report.period, path,
             tuple(s.id for s in report.sections if s.empty),
         ))  # fmt: skip
     return written

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from babel import Locale
 from babel.numbers import format_currency, format_decimal, format_percent
 
-from warehouse.report.charts import Chart
+from warehouse.report.vega import Chart
 
 # Parsed once: babel parses a locale given by name on every call, a third of a table's
 # formatting time.

@@ -29,9 +29,9 @@ from reportlab.platypus import (
 )
 from reportlab.platypus import Table as PdfTable
 
-from warehouse.report.charts import FONT_DIR, Key
 from warehouse.report.model import Report, Table, fmt
 from warehouse.report.vector import VectorChart
+from warehouse.report.vega import FONT_DIR, Key
 
 MAX_COLUMNS = 9
 # reportlab's default cell padding; the cells' leading, the same for strings and Paragraphs.

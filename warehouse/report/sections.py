@@ -11,6 +11,7 @@ import pandas as pd
 
 from warehouse.report import charts
 from warehouse.report.model import Report, Section, Table, fmt
+from warehouse.report.vega import BLUE, ORANGE, Key
 
 SLIPPING = ("at_risk", "cant_lose_them")
 
@@ -359,7 +360,7 @@ def _partners(t, lang: str, dashboard, offers, month, f) -> Section:
 
 
 FLOW_ARROWS = {"in": "←", "out": "→"}
-FLOW_COLOURS = {"in": charts.BLUE, "out": charts.ORANGE}
+FLOW_COLOURS = {"in": BLUE, "out": ORANGE}
 
 
 def _flows(t, lang: str, flows, names, f) -> Section:
@@ -380,7 +381,7 @@ def _flows(t, lang: str, flows, names, f) -> Section:
         [f"{FLOW_ARROWS[d]} {p}" for d, p in zip(shown.direction, shown.partner, strict=True)],
         shown.customers.astype(float).tolist(), t["customers"], lang,
         colours=[FLOW_COLOURS[d] for d in shown.direction],
-        legend=[charts.Key(f"{FLOW_ARROWS[d]} {t[d]}", FLOW_COLOURS[d]) for d in ("in", "out")],
+        legend=[Key(f"{FLOW_ARROWS[d]} {t[d]}", FLOW_COLOURS[d]) for d in ("in", "out")],
     )  # fmt: skip
     section.chart_alt = section.reading
     section.tables.append(Table(

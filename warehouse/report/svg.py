@@ -222,7 +222,7 @@ def _dejavu() -> str:
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.ttfonts import TTFont
 
-    from warehouse.report.charts import FONT_DIR
+    from warehouse.report.vega import FONT_DIR
 
     pdfmetrics.registerFont(TTFont("DejaVuSans", str(FONT_DIR / "DejaVuSans.ttf")))
     return "DejaVuSans"

@@ -26,9 +26,9 @@ from xlsxwriter.chart import Chart as XlsxChart
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from warehouse.exports import neutralise
-from warehouse.report.charts import BLUE, HIGHLIGHT, Plot
 from warehouse.report.model import Report, Section
+from warehouse.report.vega import BLUE, HIGHLIGHT, Plot
+from warehouse.spreadsheet import neutralise
 
 FORMATS = {"int": "#,##0", "pct": "0.0%", "money": "#,##0.00", "num": "#,##0.##", "metric": "0.000"}
 HEADER = {"bold": True, "pattern": 1, "bg_color": "#F0F3F6"}

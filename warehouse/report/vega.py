@@ -13,7 +13,7 @@ measured and drawn in Liberation Sans, which vl-convert bundles (Cyrillic includ
 the layout is the same on every machine; browsers without it fall back along the family
 list. A font registered from a directory (DejaVu) made every chart about twice as slow to
 lay out, so DejaVu is only a fallback for glyphs Liberation lacks. vl-convert measures
-each text by shaping it (about 0.2 ms a text and 0.06 ms a character here): what a chart
+each text by shaping it (`benchmarks/profile_report.py` measures how much): what a chart
 writes costs more than what it draws.
 
 This module does not import pandas: the processes that only write reports (HTML, XLSX,
@@ -81,9 +81,9 @@ class Plot:
 @dataclass(frozen=True)
 class Key:
     """A legend entry. The HTML (a wrapping list above the chart) and the PDF (a line
-    under it) draw a chart's legend, not Vega: Vega measures every legend label through
-    its text-shaping call, which made a legend about a third of a line chart's layout
-    time; `bold` marks the highlighted series."""
+    under it) draw a chart's legend, not Vega, which shapes every legend label to lay the
+    legend out (text is most of a chart's layout time); `bold` marks the highlighted
+    series."""
 
     label: str
     colour: str
